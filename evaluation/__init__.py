@@ -1,0 +1,1 @@
+"""Measuring chatbots and sampling settings (``chatbot evaluate``)."""

@@ -1,0 +1,1 @@
+"""Dialogue data loaders and the fine-tuning pipeline (``chatbot train``)."""
