@@ -1,0 +1,64 @@
+"""Bootstrap intervals on cases with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evaluation.metrics import NgramData, bleu_from_statistics, bleu_statistics
+from evaluation.stats import bootstrap_interval, mean_statistic, paired_bootstrap, resample_indices
+
+
+def test_constant_shift_has_a_zero_width_interval():
+    # b = a + 0.25 on every item: every resample gives exactly 0.25
+    a = np.random.default_rng(1).normal(size=50)
+    result = paired_bootstrap(mean_statistic(a), mean_statistic(a + 0.25), 50, rounds=200)
+    assert result.difference == pytest.approx(0.25)
+    assert result.low == pytest.approx(0.25) and result.high == pytest.approx(0.25)
+    assert result.significant and result.p_value == 0.0
+
+
+def test_interval_of_a_mean_matches_the_normal_theory_width():
+    # mean of 2,000 standard normal draws: the 95% interval is about +-1.96/sqrt(n) wide
+    values = np.random.default_rng(0).normal(size=2000)
+    interval = bootstrap_interval(mean_statistic(values), len(values), rounds=2000, seed=3)
+    half_width = (interval.high - interval.low) / 2
+    assert half_width == pytest.approx(1.96 / np.sqrt(2000), rel=0.1)
+    assert interval.low < interval.estimate < interval.high
+
+
+def test_pairing_removes_the_shared_noise():
+    # huge per-context variation shared by both settings, a small true difference of 0.1:
+    # the paired interval is tight around 0.1 and excludes 0
+    rng = np.random.default_rng(0)
+    context_effect = rng.normal(scale=10.0, size=300)
+    a = context_effect + rng.normal(scale=0.1, size=300)
+    b = context_effect + 0.1 + rng.normal(scale=0.1, size=300)
+    paired = paired_bootstrap(mean_statistic(a), mean_statistic(b), 300, rounds=1000)
+    assert paired.low > 0 and paired.high < 0.2 and paired.significant
+
+
+def test_identical_settings_give_no_difference():
+    a = np.random.default_rng(2).random(40)
+    result = paired_bootstrap(mean_statistic(a), mean_statistic(a.copy()), 40, rounds=100)
+    assert (result.difference, result.low, result.high) == (0.0, 0.0, 0.0)
+    assert not result.significant and result.p_value == 1.0
+
+
+def test_corpus_statistics_resample():
+    hyps, refs = ["the cat sat on the mat", "a b c d e"], ["the cat sat on the mat", "x y z w v"]
+    stats = bleu_statistics(hyps, refs)
+    interval = bootstrap_interval(lambda idx: bleu_from_statistics(stats[idx]), 2, rounds=300)
+    assert interval.low == pytest.approx(0.0) and interval.high == pytest.approx(100.0)
+    # distinct-1 of {"a a", "b c"} resampled: [0,0] -> 1/4, [0,1] -> 3/4, [1,1] -> 2/4
+    data = NgramData.from_replies(["a a", "b c"], 1)
+    interval = bootstrap_interval(data.distinct, 2, rounds=200)
+    assert (interval.estimate, interval.low, interval.high) == pytest.approx((0.75, 0.25, 0.75))
+
+
+def test_seeded_and_validated():
+    assert (resample_indices(5, 3, seed=7) == resample_indices(5, 3, seed=7)).all()
+    with pytest.raises(ValueError, match="at least one item"):
+        resample_indices(0, 10, seed=0)
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_interval(mean_statistic([1.0, 2.0]), 2, level=95)
