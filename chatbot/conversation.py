@@ -1,0 +1,664 @@
+"""The conversation manager: history and persona in, one filtered, ranked reply out.
+
+API (the terminal chat, the web app and the evaluator use only this)::
+
+    from chatbot.conversation import Chatbot, Conversation, Reply, StreamEvent
+
+    bot = Chatbot.load("runs/small")               # None: the embedded default model
+    conv = bot.new_conversation(persona=["i love hiking."])
+    reply = conv.reply("hi, how are you?")         # Reply: .text, .candidates (with .rejected reasons), .timings
+    for event in conv.stream("what do you do?", cancel=stop_event):   # StreamEvent(kind, value)
+        ...                                        # "delta" text / "withdraw" reason / "final" Reply
+    conv.save("chats.jsonl")                       # {"persona": [...], "turns": [...]}, what training reads
+    bot.reply_batch([["hi"], ["where are you from?"]], settings)       # one Reply per context, batched
+
+Stateless forms take the history (oldest first, the user's message last): ``bot.generate_reply``,
+``bot.stream_reply``. ``bot.reply(conv, text)`` and ``bot.stream(conv, text)`` are the same as the
+conversation's own methods.
+
+How a reply is made: the last ``max_history`` utterances (default 5) that fit the model's token
+budget, less ``max_new_tokens``, go through :func:`chatbot.format.build_inputs` (or
+``build_plain_inputs`` for a plain causal LM). Typed text is always plain text, so a user who types
+``<|bot|>`` cannot inject a speaker token. ``num_candidates`` replies come from one batched call;
+the filters (:mod:`chatbot.filters`) drop the bad ones, the rest are ranked by length-normalised
+log-probability. If all fail, one retry with ``retry_multiplier`` times more candidates (a greedy
+setting retries by sampling with the default preset, since greedy would repeat itself); if those
+fail too, a safe fallback reply is shown. Nothing unfiltered is ever shown.
+
+Streaming (one candidate, not beam search): every finished word is checked (profanity, length,
+loops) before it is shown; a reply that fails, mid-stream or on the whole-reply checks at its end
+(echo, repetition), is withdrawn (a ``withdraw`` event with the reason) and regenerated; the
+``final`` event carries the Reply whose text replaces what was streamed. With several candidates
+the chosen reply appears once, ranked (one ``delta`` with the whole text, then ``final``).
+Cancelling (``cancel.set()``) stops generation within one token; the words shown so far stay in
+the history as the bot's turn and the Reply has ``cancelled=True``.
+
+Profanity in the user's message (``FilterSettings.user_profanity``), a deliberate choice:
+``mask`` (default) keeps the user's words in the transcript but shows the model ``****`` in their
+place, so the model is not primed to continue in kind and fewer candidates need rejecting;
+``keep`` shows the model the text as typed (the reply filter still blocks a profane reply);
+``refuse`` answers with a fallback reply without generating. Either way ``Reply.user_profanity``
+is set, so a UI can say so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from chatbot.checkpoint import LoadedModel, load_chatbot
+from chatbot.errors import ChatbotError, SettingsError
+from chatbot.filters import FilterContext, FilterSettings, ReplyFilter, similarity, words
+from chatbot.format import build_inputs, build_plain_inputs, encode_text
+from chatbot.generation import Candidate, GenerationStream, generate_candidates, stop_token_ids
+from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings
+
+logger = logging.getLogger(__name__)
+
+DELTA, WITHDRAW, FINAL = "delta", "withdraw", "final"
+
+
+# -- values handed to the UI and the evaluator ----------------------------------------------------
+
+
+@dataclass
+class Timings:
+    """Where a reply's time went (milliseconds); in a batch, each reply gets an equal share."""
+
+    generation_ms: float = 0.0
+    filter_ms: float = 0.0
+    total_ms: float = 0.0
+    new_tokens: int = 0  # tokens generated over every candidate and attempt
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / (self.generation_ms / 1000) if self.generation_ms > 0 else 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "generation_ms": round(self.generation_ms, 2),
+            "filter_ms": round(self.filter_ms, 2),
+            "total_ms": round(self.total_ms, 2),
+            "new_tokens": self.new_tokens,
+            "tokens_per_s": round(self.tokens_per_s, 1),
+        }
+
+
+@dataclass
+class Reply:
+    """A shown reply and how it was chosen: every candidate (with its rejection reason), scores, timings."""
+
+    text: str
+    candidates: list[Candidate] = field(default_factory=list)
+    chosen: int | None = None  # index into candidates; None when the fallback (or nothing) was shown
+    fallback: bool = False
+    attempts: int = 1
+    timings: Timings = field(default_factory=Timings)
+    settings: str = ""  # SamplingSettings.identity of the setting that made it
+    prompt_tokens: int = 0
+    kept_utterances: int = 0  # context utterances that fit in the model's window
+    truncated: bool = False  # some context did not fit
+    user_profanity: bool = False
+    cancelled: bool = False
+
+    @property
+    def rejected(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.rejected]
+
+    @property
+    def score(self) -> float | None:
+        return self.candidates[self.chosen].score if self.chosen is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "chosen": self.chosen,
+            "fallback": self.fallback,
+            "attempts": self.attempts,
+            "cancelled": self.cancelled,
+            "user_profanity": self.user_profanity,
+            "settings": self.settings,
+            "prompt_tokens": self.prompt_tokens,
+            "kept_utterances": self.kept_utterances,
+            "truncated": self.truncated,
+            "timings": self.timings.to_dict(),
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
+
+
+class StreamEvent(NamedTuple):
+    """One step of a streamed reply: ``("delta", text)``, ``("withdraw", reason)`` or ``("final", Reply)``.
+
+    Render it as: on delta append ``value``; on withdraw clear what was shown (and say why);
+    on final show ``value.text``, which always replaces the streamed text.
+    """
+
+    kind: str
+    value: Any
+
+    @property
+    def text(self) -> str:
+        return self.value.text if self.kind == FINAL else self.value
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A model input built from a conversation, with what the window kept."""
+
+    input_ids: list[int]
+    kept_utterances: int
+    truncated: bool
+
+
+# -- pure helpers ---------------------------------------------------------------------------------
+
+
+def user_positions(n_utterances: int) -> list[int]:
+    """Indices of the user's utterances in a history whose last utterance is the user's."""
+    return list(range(n_utterances - 1, -1, -2))
+
+
+def filter_context(history: Sequence[str]) -> FilterContext:
+    """The user's last message and the bot's replies before it (oldest first)."""
+    if not history:
+        return FilterContext()
+    return FilterContext(last_user=history[-1], recent_bot=tuple(history[-2::-2][::-1]))
+
+
+def rank(candidates: list[Candidate]) -> list[int]:
+    """Indices of the candidates that passed, best first (length-normalised log-prob, then order)."""
+    passing = [i for i, c in enumerate(candidates) if not c.rejected]
+    return sorted(passing, key=lambda i: -candidates[i].score)
+
+
+def retry_settings(settings: SamplingSettings, multiplier: int) -> SamplingSettings:
+    """More candidates for the one retry; a new seed so a seeded setting does not redraw the same ones."""
+    n = max(2, settings.num_candidates * multiplier)
+    seed = None if settings.seed is None else settings.seed + 1
+    if settings.strategy == "greedy":  # greedy would give the same reply again: sample instead
+        return PRESETS[DEFAULT_PRESET].replace(
+            num_candidates=n,
+            seed=seed,
+            max_new_tokens=settings.max_new_tokens,
+            min_new_tokens=settings.min_new_tokens,
+            repetition_penalty=settings.repetition_penalty,
+            no_repeat_ngram_size=settings.no_repeat_ngram_size,
+        )
+    if settings.strategy == "beam":
+        return settings.replace(num_candidates=n, num_beams=max(settings.num_beams, n), seed=seed)
+    return settings.replace(num_candidates=n, seed=seed)
+
+
+def mark_rejected(candidate: Candidate, reason: str | None, reply_filter: ReplyFilter) -> None:
+    """Record the reason; a profane candidate keeps its text only masked, so no UI can show it by accident."""
+    candidate.rejected = reason
+    if reason and reason.startswith("profanity"):
+        candidate.text = reply_filter.profanity.mask(candidate.text)
+        candidate.raw_text = reply_filter.profanity.mask(candidate.raw_text)
+
+
+def choose_fallback(fallbacks: Sequence[str], recent_bot: Sequence[str]) -> str:
+    """The first fallback reply that does not repeat what the bot just said."""
+    for text in fallbacks:
+        if all(similarity(words(text), words(previous)) < 0.9 for previous in recent_bot[-3:]):
+            return text
+    return fallbacks[0]
+
+
+# -- conversation records (the JSONL layout training reads) ---------------------------------------
+
+
+def conversation_record(persona: Sequence[str], turns: Sequence[str]) -> dict[str, list[str]]:
+    return {"persona": list(persona), "turns": list(turns)}
+
+
+def save_conversations(records: Sequence[dict], path: str | os.PathLike, append: bool = True) -> Path:
+    """Append (or write) records as JSONL lines ``{"persona": [...], "turns": [...]}``."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a" if append else "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(conversation_record(record["persona"], record["turns"]), ensure_ascii=False) + "\n")
+    return path
+
+
+def load_conversations(path: str | os.PathLike) -> list[dict[str, list[str]]]:
+    """Every record of a JSONL conversation file (one-line error for a missing or broken file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChatbotError(f"{path}: no such conversation file")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            persona, turns = data.get("persona", []), data["turns"]
+            if not all(isinstance(t, str) for t in [*persona, *turns]):
+                raise TypeError("persona and turns must be lists of strings")
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise ChatbotError(f"{path}:{number}: not a conversation line ({exc})") from exc
+        records.append(conversation_record(persona, turns))
+    return records
+
+
+# -- the model side -------------------------------------------------------------------------------
+
+
+class Chatbot:
+    """A loaded model with its default sampling and filter settings; makes replies to histories."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        sampling: SamplingSettings | None = None,
+        filters: FilterSettings | None = None,
+    ):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.dialogue = loaded.is_dialogue_model
+        self.ids = loaded.ids  # None for a plain causal LM
+        self.format = loaded.format
+        self.sampling = sampling or PRESETS[DEFAULT_PRESET]
+        saved = loaded.settings.filters if loaded.settings is not None else None
+        self.filters = filters or FilterSettings.from_dict(saved, strict=False)
+        self.stop_ids = stop_token_ids(self.tokenizer, self.dialogue)
+        self.pad_id = self.ids.pad if self.ids is not None else self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id
+
+    @classmethod
+    def load(
+        cls,
+        model: str | os.PathLike | None = None,
+        *,
+        device: str | None = None,
+        sampling: SamplingSettings | None = None,
+        filters: FilterSettings | None = None,
+    ) -> Chatbot:
+        """Load a checkpoint folder or hub id (None: the embedded default); ModelLoadError if it cannot."""
+        return cls(load_chatbot(model, device=device), sampling=sampling, filters=filters)
+
+    @property
+    def name(self) -> str:
+        return self.loaded.path
+
+    @property
+    def persona_trained(self) -> bool:
+        return bool(self.loaded.settings and self.loaded.settings.persona_trained)
+
+    def new_conversation(self, persona: str | Sequence[str] | None = None) -> Conversation:
+        return Conversation(self, persona=persona)
+
+    def reply(self, conversation: Conversation, text: str, settings: SamplingSettings | None = None) -> Reply:
+        return conversation.reply(text, settings)
+
+    def stream(
+        self,
+        conversation: Conversation,
+        text: str,
+        settings: SamplingSettings | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[StreamEvent]:
+        return conversation.stream(text, settings, cancel=cancel)
+
+    # -- building the model input --
+
+    def model_text(self, history: Sequence[str], filters: FilterSettings) -> list[str]:
+        """The history as the model sees it: user utterances masked when ``user_profanity`` is mask."""
+        history = list(history)
+        if filters.user_profanity == "mask" and filters.profanity:
+            checker = ReplyFilter(filters).profanity
+            for i in user_positions(len(history)):
+                history[i] = checker.mask(history[i])
+        return history
+
+    def build_prompt(
+        self,
+        history: Sequence[str],
+        persona: Sequence[str] = (),
+        settings: SamplingSettings | None = None,
+        filters: FilterSettings | None = None,
+    ) -> Prompt:
+        """The model input for replying to ``history`` (oldest first, the user's message last)."""
+        settings = settings or self.sampling
+        filters = filters or self.filters
+        if not history:
+            raise ChatbotError("nothing to reply to: the history is empty")
+        window = self.model_text(history[-self.format.max_history :], filters)
+        encoded = [encode_text(self.tokenizer, u) for u in window]
+        try:
+            if self.ids is not None:
+                persona_ids = encode_text(self.tokenizer, " ".join(persona)) if persona else None
+                built = build_inputs(
+                    self.ids, encoded, None, self.format, persona=persona_ids, reserve=settings.max_new_tokens
+                )
+                input_ids, kept, truncated = built.input_ids, built.kept_utterances, built.truncated
+            else:
+                if persona:
+                    logger.warning("%s is a plain causal LM: the persona is ignored", self.name)
+                input_ids = build_plain_inputs(
+                    encoded, self.tokenizer.eos_token_id, self.format, settings.max_new_tokens
+                )
+                kept, truncated = len(encoded), False  # the plain builder does not report it
+        except ValueError as exc:
+            raise SettingsError(
+                f"max_new_tokens={settings.max_new_tokens} leaves no room for the conversation in the model's "
+                f"{self.format.max_length}-token window; lower max_new_tokens ({exc})"
+            ) from exc
+        return Prompt(input_ids, kept, truncated or len(history) > len(window))
+
+    # -- replies --
+
+    def generate_reply(
+        self,
+        history: Sequence[str],
+        *,
+        persona: Sequence[str] = (),
+        settings: SamplingSettings | None = None,
+        filters: FilterSettings | None = None,
+    ) -> Reply:
+        """The best filtered reply to ``history`` (one batched call, one retry, then the fallback)."""
+        return self.reply_batch([history], settings, personas=[persona], filters=filters)[0]
+
+    def reply_batch(
+        self,
+        contexts: Sequence[Sequence[str]],
+        settings: SamplingSettings | None = None,
+        *,
+        personas: Sequence[Sequence[str]] | None = None,
+        filters: FilterSettings | None = None,
+        batch_size: int = 16,
+    ) -> list[Reply]:
+        """One reply per context; contexts are left-padded into batches of ``batch_size`` prompts.
+
+        Each batch is one ``generate`` call for every context's ``num_candidates`` candidates; the
+        contexts whose candidates all fail share one retry call. Timings are per-reply shares.
+        """
+        settings = settings or self.sampling
+        filters = filters or self.filters
+        personas = list(personas) if personas is not None else [()] * len(contexts)
+        if len(personas) != len(contexts):
+            raise ValueError(f"{len(personas)} personas for {len(contexts)} contexts")
+        replies: list[Reply] = []
+        for start in range(0, len(contexts), batch_size):
+            chunk = slice(start, start + batch_size)
+            replies += self._reply_chunk(list(contexts[chunk]), personas[chunk], settings, filters)
+        return replies
+
+    def _reply_chunk(self, contexts, personas, settings: SamplingSettings, filters: FilterSettings) -> list[Reply]:
+        start = time.perf_counter()
+        reply_filter = ReplyFilter(filters)
+        replies = [Reply(text="", settings=settings.identity) for _ in contexts]
+        pending: list[int] = []
+        prompts: dict[int, Prompt] = {}
+        for i, (history, persona) in enumerate(zip(contexts, personas, strict=True)):
+            replies[i].user_profanity = reply_filter.user_has_profanity(history[-1]) if history else False
+            if replies[i].user_profanity and filters.user_profanity == "refuse":
+                continue  # answered by the fallback below, no generation
+            prompts[i] = self.build_prompt(history, persona, settings, filters)
+            replies[i].prompt_tokens = len(prompts[i].input_ids)
+            replies[i].kept_utterances, replies[i].truncated = prompts[i].kept_utterances, prompts[i].truncated
+            pending.append(i)
+        attempt_settings = settings
+        for attempt in (1, 2):
+            if not pending:
+                break
+            if attempt == 2:
+                attempt_settings = retry_settings(settings, filters.retry_multiplier)
+                logger.info(
+                    "every candidate failed for %d context(s); retrying with %s",
+                    len(pending),
+                    attempt_settings.describe(),
+                )
+            result = generate_candidates(
+                self.model,
+                self.tokenizer,
+                [prompts[i].input_ids for i in pending],
+                attempt_settings,
+                stop_ids=self.stop_ids,
+                pad_id=self.pad_id,
+                attempt=attempt,
+            )
+            share = result.seconds * 1000 / len(pending)
+            still_failing = []
+            for i, candidates in zip(pending, result.candidates, strict=True):
+                reply = replies[i]
+                reply.attempts = attempt
+                reply.timings.generation_ms += share
+                reply.timings.new_tokens += sum(c.n_tokens for c in candidates)
+                t0 = time.perf_counter()
+                context = filter_context(contexts[i])
+                for c in candidates:
+                    mark_rejected(c, reply_filter.check(c.text, context, c.raw_text), reply_filter)
+                offset = len(reply.candidates)
+                reply.candidates += candidates
+                best = rank(candidates)
+                reply.timings.filter_ms += (time.perf_counter() - t0) * 1000
+                if best:
+                    reply.chosen = offset + best[0]
+                    reply.text = reply.candidates[reply.chosen].text
+                else:
+                    still_failing.append(i)
+            pending = still_failing
+        for i, reply in enumerate(replies):
+            if reply.chosen is None:
+                reply.fallback = True
+                reply.text = choose_fallback(filters.fallback_replies, filter_context(contexts[i]).recent_bot)
+        total = (time.perf_counter() - start) * 1000 / max(len(contexts), 1)
+        for reply in replies:
+            reply.timings.total_ms = total
+        return replies
+
+    def stream_reply(
+        self,
+        history: Sequence[str],
+        *,
+        persona: Sequence[str] = (),
+        settings: SamplingSettings | None = None,
+        filters: FilterSettings | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Stream a reply word by word (one candidate), each word filtered before it is shown."""
+        settings = settings or self.sampling
+        filters = filters or self.filters
+        if settings.num_candidates > 1 or settings.strategy == "beam":
+            reply = self.generate_reply(history, persona=persona, settings=settings, filters=filters)
+            yield StreamEvent(DELTA, reply.text)
+            yield StreamEvent(FINAL, reply)
+            return
+        yield from _StreamedReply(self, history, persona, settings, filters, cancel or threading.Event()).events()
+
+
+class _StreamedReply:
+    """The state of one streamed reply: attempts, shown words, candidates and timings."""
+
+    def __init__(self, bot: Chatbot, history, persona, settings, filters, cancel: threading.Event):
+        self.bot, self.history, self.settings, self.cancel = bot, list(history), settings, cancel
+        self.filters = filters
+        self.check = ReplyFilter(filters)
+        self.context = filter_context(self.history)
+        self.start = time.perf_counter()
+        self.reply = Reply(text="", settings=settings.identity)
+        self.reply.user_profanity = self.check.user_has_profanity(self.history[-1])
+        self.prompt = None
+        if not (self.reply.user_profanity and filters.user_profanity == "refuse"):
+            self.prompt = bot.build_prompt(self.history, persona, settings, filters)
+            self.reply.prompt_tokens = len(self.prompt.input_ids)
+            self.reply.kept_utterances, self.reply.truncated = self.prompt.kept_utterances, self.prompt.truncated
+
+    def events(self) -> Iterator[StreamEvent]:
+        settings = self.settings
+        for attempt in (1, 2) if self.prompt is not None else ():
+            if attempt == 2:
+                # one candidate again (it streams), but a fresh draw: the retry's seed and strategy
+                settings = retry_settings(self.settings, 1).replace(num_candidates=1)
+            self.reply.attempts = attempt
+            shown: list[str] = []
+            reason = yield from self._attempt(settings, attempt, shown)
+            shown_text = "".join(shown)
+            if self.cancel.is_set():
+                yield StreamEvent(FINAL, self._finish(shown_text.strip(), cancelled=True))
+                return
+            if reason is None:
+                text = self.reply.candidates[-1].text
+                if text.startswith(shown_text) and text[len(shown_text) :].strip():
+                    yield StreamEvent(DELTA, text[len(shown_text) :])  # the last word, checked with the whole
+                self.reply.chosen = len(self.reply.candidates) - 1
+                yield StreamEvent(FINAL, self._finish(text))
+                return
+            yield StreamEvent(WITHDRAW, reason)
+        fallback = choose_fallback(self.filters.fallback_replies, self.context.recent_bot)
+        yield StreamEvent(FINAL, self._finish(fallback, fallback=True))
+
+    def _attempt(self, settings: SamplingSettings, attempt: int, shown: list[str]):
+        """Stream one candidate, appending the words shown to ``shown``; returns the rejection reason or None."""
+        bot = self.bot
+        stream = GenerationStream(
+            bot.model,
+            bot.tokenizer,
+            self.prompt.input_ids,
+            settings,
+            stop_ids=bot.stop_ids,
+            pad_id=bot.pad_id,
+            attempt=attempt,
+            cancel_event=self.cancel,
+        )
+        pending, reason, filter_s = "", None, 0.0
+        pieces = iter(stream)
+        try:
+            for piece in pieces:
+                pending += piece
+                cut = max(pending.rfind(" "), pending.rfind("\n"))
+                if cut < 0:
+                    continue  # no finished word yet
+                ready, pending = pending[: cut + 1], pending[cut + 1 :]
+                if not shown:
+                    ready = ready.lstrip()
+                if not ready:
+                    continue
+                t0 = time.perf_counter()
+                reason = self.check.check_partial("".join(shown) + ready)
+                filter_s += time.perf_counter() - t0
+                if reason:
+                    stream.cancel()  # this attempt is over; the user's cancel flag stays clear
+                    break
+                shown.append(ready)
+                yield StreamEvent(DELTA, ready)
+        finally:
+            pieces.close()  # joins the generating thread
+        return self._record(stream, reason, filter_s)
+
+    def _record(self, stream: GenerationStream, reason: str | None, filter_s: float) -> str | None:
+        candidate = stream.result
+        self.reply.timings.generation_ms += stream.seconds * 1000
+        self.reply.timings.new_tokens += stream.new_tokens
+        if candidate is None:  # cancelled before the first token, or stopped by a failing word
+            if reason is None:
+                return None if self.cancel.is_set() else "empty"
+            candidate = Candidate(text="", attempt=stream._attempt)
+        t0 = time.perf_counter()
+        if reason is None and not self.cancel.is_set():
+            reason = self.check.check(candidate.text, self.context, candidate.raw_text)
+        self.reply.timings.filter_ms += (filter_s + time.perf_counter() - t0) * 1000
+        mark_rejected(candidate, reason, self.check)
+        self.reply.candidates.append(candidate)
+        return reason
+
+    def _finish(self, text: str, fallback: bool = False, cancelled: bool = False) -> Reply:
+        self.reply.text, self.reply.fallback, self.reply.cancelled = text, fallback, cancelled
+        self.reply.timings.total_ms = (time.perf_counter() - self.start) * 1000
+        return self.reply
+
+
+# -- the conversation -----------------------------------------------------------------------------
+
+
+class Conversation:
+    """One chat: its persona and turns (the user's first, speakers alternating) and the replies made."""
+
+    def __init__(
+        self,
+        bot: Chatbot,
+        persona: str | Sequence[str] | None = None,
+        turns: Sequence[str] = (),
+        settings: SamplingSettings | None = None,
+    ):
+        self.bot = bot
+        self.persona: list[str] = [persona] if isinstance(persona, str) else list(persona or [])
+        self.persona = [p.strip() for p in self.persona if p.strip()]
+        self.turns: list[str] = list(turns)
+        self.settings = settings
+        self.replies: list[Reply] = []
+
+    def _add_user(self, text: str) -> None:
+        text = text.strip()
+        if not text:
+            raise ChatbotError("empty message: type something to reply to")
+        if len(self.turns) % 2 == 1:
+            # the user's last message got no reply (a cancelled stream): consecutive messages of one
+            # speaker form one turn, as in the chitchat data
+            self.turns[-1] = f"{self.turns[-1]}\n{text}"
+        else:
+            self.turns.append(text)
+
+    def _add_bot(self, reply: Reply) -> None:
+        self.replies.append(reply)
+        if reply.text:
+            self.turns.append(reply.text)
+
+    def reply(self, text: str, settings: SamplingSettings | None = None) -> Reply:
+        """Add the user's message, reply to it, and add the reply."""
+        self._add_user(text)
+        reply = self.bot.generate_reply(self.turns, persona=self.persona, settings=settings or self.settings)
+        self._add_bot(reply)
+        return reply
+
+    def stream(
+        self, text: str, settings: SamplingSettings | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[StreamEvent]:
+        """Like ``reply``, as events; the reply joins the history when the ``final`` event is produced."""
+        self._add_user(text)
+        events = self.bot.stream_reply(
+            self.turns, persona=self.persona, settings=settings or self.settings, cancel=cancel
+        )
+        for event in events:
+            if event.kind == FINAL:
+                self._add_bot(event.value)
+            yield event
+
+    def reset(self) -> None:
+        """Forget the turns; the persona stays."""
+        self.turns.clear()
+        self.replies.clear()
+
+    def to_record(self) -> dict[str, list[str]]:
+        return conversation_record(self.persona, self.turns)
+
+    def save(self, path: str | os.PathLike, append: bool = True) -> Path:
+        """Append this conversation as one JSONL line (the layout ``chatbot train`` reads)."""
+        return save_conversations([self.to_record()], path, append=append)
+
+    @classmethod
+    def from_record(cls, bot: Chatbot, record: dict) -> Conversation:
+        return cls(bot, persona=record.get("persona", []), turns=record["turns"])
+
+    @classmethod
+    def load(cls, bot: Chatbot, path: str | os.PathLike, index: int = -1) -> Conversation:
+        """Resume the conversation at ``index`` (default: the last) of a JSONL file."""
+        records = load_conversations(path)
+        if not records:
+            raise ChatbotError(f"{path}: no conversations in the file")
+        try:
+            return cls.from_record(bot, records[index])
+        except IndexError as exc:
+            raise ChatbotError(f"{path}: has {len(records)} conversations, no number {index}") from exc

@@ -1,0 +1,290 @@
+"""Generation: candidates in one batched ``generate`` call, scored, and a cancellable token stream.
+
+API (used by :mod:`chatbot.conversation`; the web app and the evaluator go through that module)::
+
+    from chatbot.generation import Candidate, generate_candidates, GenerationStream, stop_token_ids
+
+    result = generate_candidates(model, tokenizer, [prompt_ids, ...], settings, stop_ids=..., pad_id=...)
+    result.candidates[i]          # settings.num_candidates Candidate values for prompt i, in output order
+    stream = GenerationStream(model, tokenizer, prompt_ids, settings, stop_ids=..., pad_id=...)
+    for piece in stream: ...      # decoded text as it is generated; stream.cancel() stops within one token
+    stream.result                 # the finished Candidate (None when cancelled before a token)
+
+Everything goes through transformers' ``generate`` with its KV cache: several prompts are
+left-padded into one batch and every prompt gets ``num_candidates`` sequences through
+``num_return_sequences``, so N candidates cost one call, not N. A candidate's score is its
+length-normalised log-probability under the model (mean log-prob per token, end-of-turn included),
+computed from the raw logits, so a temperature or a top-p cut does not change how candidates rank.
+
+Generation calls take a process-wide lock: a seed is the global torch generator's state, and a
+second generation running at the same time would draw from it. On a CPU two concurrent calls are
+not faster than two consecutive ones anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from chatbot.sampling import SamplingSettings
+
+logger = logging.getLogger(__name__)
+
+_GENERATE_LOCK = threading.Lock()
+
+
+@dataclass
+class Candidate:
+    """One generated reply with its score; ``rejected`` is the filter's reason (None: it passed)."""
+
+    text: str
+    token_ids: tuple[int, ...] = ()
+    logprob: float = 0.0  # sum of the model's log-probabilities of the reply's tokens (nats)
+    n_tokens: int = 0  # tokens scored, end-of-turn included
+    finished: bool = True  # ended with a stop token, not cut at max_new_tokens
+    raw_text: str = ""  # decoded with special tokens kept (the "only special tokens" check needs it)
+    rejected: str | None = None
+    attempt: int = 1
+
+    @property
+    def score(self) -> float:
+        """Length-normalised log-probability: the ranking key (higher is better)."""
+        return self.logprob / max(self.n_tokens, 1)
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "score": round(self.score, 4),
+            "logprob": round(self.logprob, 4),
+            "n_tokens": self.n_tokens,
+            "finished": self.finished,
+            "rejected": self.rejected,
+            "attempt": self.attempt,
+        }
+
+
+@dataclass
+class GenerationResult:
+    candidates: list[list[Candidate]]  # [prompt][candidate]
+    seconds: float
+    new_tokens: int  # tokens generated over every sequence (the tokens/s numerator)
+    prompt_tokens: int = 0  # longest prompt of the batch
+    extra: dict = field(default_factory=dict)
+
+
+def stop_token_ids(tokenizer, dialogue: bool) -> list[int]:
+    """Tokens that end a reply: end-of-turn and end-of-text, and any speaker token of ours.
+
+    A dialogue model that starts a new speaker block without closing its turn has finished its
+    reply as far as the reader is concerned; stopping there keeps the other speaker's words out.
+    """
+    from chatbot.format import BOT, EOT, PERSONA, USER
+
+    names = (EOT, USER, BOT, PERSONA) if dialogue else ()
+    # a missing token converts to the unknown id, which is end-of-text in our tokenizers: harmless here
+    ids = {tokenizer.convert_tokens_to_ids(n) for n in names} | {tokenizer.eos_token_id}
+    return sorted(i for i in ids if i is not None)
+
+
+@contextmanager
+def generation_lock(seed: int | None):
+    """Hold the generation lock; seed the global torch generator while it is held."""
+    with _GENERATE_LOCK:
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
+def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask), both (B, T_max), prompts aligned on the right so generation continues them."""
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        if prompt:
+            input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt) :] = 1
+    return input_ids, mask
+
+
+def reply_length(tokens: list[int], stop_ids: set[int]) -> tuple[int, bool]:
+    """(tokens that belong to the reply, stop token included; whether a stop token ended it)."""
+    for i, token in enumerate(tokens):
+        if token in stop_ids:
+            return i + 1, True
+    return len(tokens), False
+
+
+def _generate_kwargs(settings: SamplingSettings, stop_ids: list[int], pad_id: int) -> dict:
+    return settings.to_generation_kwargs() | {"eos_token_id": stop_ids, "pad_token_id": pad_id, "use_cache": True}
+
+
+def generate_candidates(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    settings: SamplingSettings,
+    *,
+    stop_ids: list[int],
+    pad_id: int,
+    attempt: int = 1,
+) -> GenerationResult:
+    """``settings.num_candidates`` scored candidates for every prompt, in one ``generate`` call."""
+    input_ids, attention_mask = left_pad(prompts, pad_id)
+    input_ids, attention_mask = input_ids.to(model.device), attention_mask.to(model.device)
+    kwargs = _generate_kwargs(settings, stop_ids, pad_id)
+    start = time.perf_counter()
+    with generation_lock(settings.seed), torch.inference_mode():
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            return_dict_in_generate=True,
+            output_logits=True,  # raw logits: scores are the model's, not the temperature-warped ones
+            **kwargs,
+        )
+        # (B * n, new_tokens): log p(token) at each step, following each sequence's beam
+        logprobs = model.compute_transition_scores(
+            out.sequences, out.logits, beam_indices=getattr(out, "beam_indices", None), normalize_logits=True
+        )
+    seconds = time.perf_counter() - start
+    new = out.sequences[:, input_ids.shape[1] :].tolist()
+    logprobs = logprobs.float().cpu()
+    stops = set(stop_ids)
+    per_prompt: list[list[Candidate]] = [[] for _ in prompts]
+    total = 0
+    for row, tokens in enumerate(new):
+        length, finished = reply_length(tokens, stops)
+        total += length
+        reply_tokens = tokens[: length - 1] if finished else tokens[:length]
+        per_prompt[row // settings.num_candidates].append(
+            Candidate(
+                text=tokenizer.decode(reply_tokens, skip_special_tokens=True).strip(),
+                raw_text=tokenizer.decode(reply_tokens, skip_special_tokens=False).strip(),
+                token_ids=tuple(reply_tokens),
+                # -inf only where a processor forbade the token outright; the raw logits never do that
+                logprob=float(logprobs[row, :length].sum()),
+                n_tokens=length,
+                finished=finished,
+                attempt=attempt,
+            )
+        )
+    logger.debug("generated %d tokens for %d prompts in %.3fs", total, len(prompts), seconds)
+    return GenerationResult(per_prompt, seconds, total, prompt_tokens=input_ids.shape[1])
+
+
+class _CancelFlag:
+    """A StoppingCriteria that ends every sequence once one of its events is set: checked after each token."""
+
+    def __init__(self, *events: threading.Event):
+        self.events = events
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.BoolTensor:
+        stop = any(e.is_set() for e in self.events)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class GenerationStream:
+    """One sampled or greedy reply, streamed as text while it is generated; cancellable.
+
+    Iterating yields decoded pieces (transformers' TextIteratorStreamer emits whole words, up to the
+    last space). ``cancel()``, or setting the caller's ``cancel_event`` (a Stop button), sets a flag
+    that a StoppingCriteria reads after every token, so the generating thread stops within one
+    token; iteration ends right away. ``result`` is the Candidate generated so far, with its score,
+    once iteration is over.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        prompt: list[int],
+        settings: SamplingSettings,
+        *,
+        stop_ids: list[int],
+        pad_id: int,
+        attempt: int = 1,
+        cancel_event: threading.Event | None = None,
+    ):
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        if settings.strategy == "beam":
+            raise ValueError("beam search cannot stream; use the batched path (generate_candidates)")
+        self.settings = settings.replace(num_candidates=1)
+        self.cancel_event = cancel_event or threading.Event()  # the caller's (user's) stop request
+        self._stop = threading.Event()  # ours: cancel() stops this stream only
+        self.result: Candidate | None = None
+        self.error: BaseException | None = None
+        self.new_tokens = 0
+        self.seconds = 0.0
+        self._tokenizer = tokenizer
+        self._stop_ids = stop_ids
+        self._attempt = attempt
+        self._streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        input_ids = torch.tensor([prompt], dtype=torch.long, device=model.device)
+        self._kwargs = dict(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            streamer=self._streamer,
+            stopping_criteria=StoppingCriteriaList([_CancelFlag(self.cancel_event, self._stop)]),
+            return_dict_in_generate=True,
+            output_logits=True,
+            **_generate_kwargs(self.settings, stop_ids, pad_id),
+        )
+        self._model = model
+        self._prompt_len = len(prompt)
+        self._thread = threading.Thread(target=self._run, name="chatbot-generate", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            start = time.perf_counter()
+            with generation_lock(self.settings.seed), torch.inference_mode():
+                out = self._model.generate(**self._kwargs)
+                logprobs = self._model.compute_transition_scores(out.sequences, out.logits, normalize_logits=True)
+            self.seconds = time.perf_counter() - start
+            tokens = out.sequences[0, self._prompt_len :].tolist()
+            length, finished = reply_length(tokens, set(self._stop_ids))
+            reply_tokens = tokens[: length - 1] if finished else tokens[:length]
+            self.new_tokens = length
+            self.result = Candidate(
+                text=self._tokenizer.decode(reply_tokens, skip_special_tokens=True).strip(),
+                raw_text=self._tokenizer.decode(reply_tokens, skip_special_tokens=False).strip(),
+                token_ids=tuple(reply_tokens),
+                logprob=float(logprobs[0, :length].float().sum()),
+                n_tokens=length,
+                finished=finished and not self.cancelled,
+                attempt=self._attempt,
+            )
+        except BaseException as exc:  # re-raised in the consuming thread
+            self.error = exc
+            self._streamer.end()  # unblock the consumer; without it the iterator waits forever
+
+    def __iter__(self) -> Iterator[str]:
+        exhausted = False
+        try:
+            for piece in self._streamer:
+                if self.cancelled:
+                    break
+                if piece:
+                    yield piece
+            else:
+                exhausted = True
+        finally:
+            if not exhausted:  # cancelled, or the consumer stopped listening: stop generating too
+                self.cancel()
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._stop.is_set() or self.cancel_event.is_set()
