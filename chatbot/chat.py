@@ -1,0 +1,167 @@
+"""``chatbot chat``: talk to a chatbot in the terminal, or get one reply for a script.
+
+    chatbot chat                                        # the embedded default model, preset top-p
+    chatbot chat --model runs/small --preset beam-5
+    chatbot chat --model runs/small --temperature 0.9 --top-p 0.95 --num-candidates 1   # streams
+    chatbot chat --model runs/small --persona "i love hiking." --persona "i have a dog."
+    chatbot chat --model runs/small --once "hi, how are you?" --seed 1                  # prints the reply
+    chatbot chat --model runs/small --resume chats.jsonl                                # continue a saved chat
+
+In the chat, type a message, or a command: /reset (forget the conversation, keep the persona),
+/settings (show them; ``/settings temperature=0.9 top_k=40`` changes them), /save PATH (append the
+conversation as a JSONL line, the layout ``chatbot train`` reads), /quit. Ctrl-C stops a reply
+that is being written. With one candidate the reply streams word by word (a withdrawn reply is
+struck through and regenerated); with several, the best one appears once ranked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+
+from chatbot.errors import ChatbotError, SettingsError
+from chatbot.sampling import FIELD_NAMES, SamplingSettings, add_sampling_arguments, settings_from_args
+
+COMMANDS_HELP = "commands: /reset  /settings [field=value ...]  /save PATH  /quit"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatbot chat", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=None, help="chatbot checkpoint folder or hub id (default: embedded model)")
+    parser.add_argument("--persona", action="append", default=[], help="a persona sentence (repeat for more)")
+    parser.add_argument("--once", metavar="MESSAGE", default=None, help="reply to MESSAGE, print it and exit")
+    parser.add_argument("--json", action="store_true", help="with --once: print the whole Reply as JSON")
+    parser.add_argument("--resume", metavar="JSONL", default=None, help="continue the last conversation of a file")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
+    add_sampling_arguments(parser)
+    return parser
+
+
+def parse_assignments(items: list[str], settings: SamplingSettings) -> SamplingSettings:
+    """``["temperature=0.9", "seed=none"]`` applied to settings (values parsed as JSON, else text)."""
+    changes = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in FIELD_NAMES:
+            raise SettingsError(f"{item!r}: write field=value with a field from {', '.join(FIELD_NAMES)}")
+        text = text.strip()
+        try:
+            changes[key] = None if text.lower() in ("none", "null") else json.loads(text)
+        except json.JSONDecodeError:
+            changes[key] = text  # strategy=beam
+    return settings.replace(**changes)
+
+
+def show_reply(conversation, text: str, settings: SamplingSettings, out=sys.stdout) -> None:
+    """Stream one reply to the terminal; Ctrl-C stops it within a token."""
+    cancel = threading.Event()
+    events = conversation.stream(text, settings, cancel=cancel)
+    out.write("bot> ")
+    out.flush()
+    shown = ""
+    try:
+        for event in events:
+            shown = render_event(event, shown, out)
+    except KeyboardInterrupt:
+        cancel.set()
+        for event in events:  # the final event still comes, with what was shown so far
+            shown = render_event(event, shown, out)
+        out.write(" [stopped]\n")
+
+
+def render_event(event, shown: str, out) -> str:
+    """Write one stream event; returns the text now on screen for this reply."""
+    if event.kind == "delta":
+        out.write(event.value)
+        out.flush()
+        return shown + event.value
+    if event.kind == "withdraw":
+        out.write(f"\n     [withdrawn: {event.value}; regenerating]\nbot> ")
+        out.flush()
+        return ""
+    reply = event.value
+    if reply.text != shown.strip():
+        out.write(("\nbot> " if shown else "") + reply.text)
+    out.write("\n")
+    if reply.fallback:
+        out.write("     [every candidate failed the filters: fallback reply]\n")
+    out.flush()
+    return reply.text
+
+
+def describe(bot, settings: SamplingSettings) -> str:
+    name = bot.name
+    from chatbot.sampling import preset_name
+
+    preset = preset_name(settings)
+    lines = [
+        f"model: {name}",
+        f"sampling: {settings.describe()}" + (f" (preset {preset})" if preset else ""),
+        f"identity: {settings.identity}",
+        f"filters: {json.dumps(bot.filters.to_dict())}",
+    ]
+    return "\n".join(lines)
+
+
+def interactive(bot, conversation, settings: SamplingSettings) -> int:
+    print(f"chatting with {bot.name} ({settings.describe()}). {COMMANDS_HELP}")
+    while True:
+        try:
+            line = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not line:
+            continue
+        if line.startswith("/"):
+            command, _, rest = line.partition(" ")
+            try:
+                if command == "/quit":
+                    return 0
+                if command == "/reset":
+                    conversation.reset()
+                    print("[conversation reset]")
+                elif command == "/settings":
+                    if rest.strip():
+                        settings = parse_assignments(rest.split(), settings)
+                    print(describe(bot, settings))
+                elif command == "/save":
+                    if not rest.strip():
+                        raise ChatbotError("/save needs a file path, e.g. /save chats.jsonl")
+                    print(f"[saved to {conversation.save(rest.strip())}]")
+                else:
+                    print(f"unknown command {command}; {COMMANDS_HELP}")
+            except ChatbotError as exc:
+                print(f"error: {exc}")
+            continue
+        try:
+            show_reply(conversation, line, settings)
+        except ChatbotError as exc:
+            print(f"\nerror: {exc}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings, _ = settings_from_args(args)  # SettingsError (bad flag value or preset) before the slow load
+    from transformers.utils import logging as hf_logging
+
+    from chatbot.conversation import Chatbot, Conversation
+
+    hf_logging.set_verbosity_error()  # transformers' one-time hints would interleave with the chat text
+    bot = Chatbot.load(args.model, device=args.device, sampling=settings)
+    if args.resume:
+        conversation = Conversation.load(bot, args.resume)
+        if args.persona:
+            conversation.persona = list(args.persona)
+    else:
+        conversation = bot.new_conversation(persona=args.persona)
+    if args.once is not None:
+        reply = conversation.reply(args.once, settings)
+        print(json.dumps(reply.to_dict(), ensure_ascii=False) if args.json else reply.text)
+        return 0
+    return interactive(bot, conversation, settings)
