@@ -49,6 +49,7 @@ class Candidate:
     n_tokens: int = 0  # tokens scored, end-of-turn included
     finished: bool = True  # ended with a stop token, not cut at max_new_tokens
     raw_text: str = ""  # decoded with special tokens kept (the "only special tokens" check needs it)
+    stop_id: int | None = None  # the stop token that ended it (scored, not part of token_ids)
     rejected: str | None = None
     attempt: int = 1
 
@@ -171,6 +172,7 @@ def generate_candidates(
                 logprob=float(logprobs[row, :length].sum()),
                 n_tokens=length,
                 finished=finished,
+                stop_id=tokens[length - 1] if finished else None,
                 attempt=attempt,
             )
         )
@@ -259,6 +261,7 @@ class GenerationStream:
                 logprob=float(logprobs[0, :length].float().sum()),
                 n_tokens=length,
                 finished=finished and not self.cancelled,
+                stop_id=tokens[length - 1] if finished else None,
                 attempt=self._attempt,
             )
         except BaseException as exc:  # re-raised in the consuming thread
