@@ -238,6 +238,7 @@ def leaderboard(
     return rows
 
 
+MIN_VOTES_FOR_INTERVAL = 5  # below this a bootstrap interval looks precise and is not: say so instead
 TABLE_HEADERS = ["rank", "setting", "votes", "W-L-T", "both bad", "win rate", "rating", "95% interval"]
 
 
@@ -252,7 +253,7 @@ def table_rows(standings: Sequence[Standing]) -> list[list]:
             s.both_bad,
             f"{s.win_rate:.0%}",
             round(s.rating),
-            f"{round(s.low)} to {round(s.high)}",
+            f"{round(s.low)} to {round(s.high)}" if s.votes >= MIN_VOTES_FOR_INTERVAL else "needs more votes",
         ]
         for rank, s in enumerate(standings, start=1)
     ]

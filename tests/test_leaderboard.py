@@ -81,6 +81,8 @@ def test_leaderboard_rows_counts_and_order():
     assert bottom.name == "greedy"
     assert top.name.startswith("custom-")
     assert table_rows(rows)[0][:6] == [1, top.name, 5, "2-1-2", 1, "60%"]
+    assert table_rows(rows)[0][7] == f"{round(top.low)} to {round(top.high)}"
+    assert table_rows(leaderboard(comparisons[:4], rounds=10))[0][7] == "needs more votes"
     assert leaderboard([]) == []
 
 
