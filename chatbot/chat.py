@@ -57,8 +57,9 @@ def parse_assignments(items: list[str], settings: SamplingSettings) -> SamplingS
     return settings.replace(**changes)
 
 
-def show_reply(conversation, text: str, settings: SamplingSettings, out=sys.stdout) -> None:
+def show_reply(conversation, text: str, settings: SamplingSettings, out=None) -> None:
     """Stream one reply to the terminal; Ctrl-C stops it within a token."""
+    out = out or sys.stdout
     cancel = threading.Event()
     events = conversation.stream(text, settings, cancel=cancel)
     out.write("bot> ")

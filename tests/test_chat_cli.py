@@ -1,0 +1,99 @@
+"""``chatbot chat`` through the real entry point: --once on the tiny model, errors as one line, the loop."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import chatbot.checkpoint as checkpoint
+from chatbot.chat import parse_assignments
+from chatbot.cli import main
+from chatbot.errors import SettingsError
+from chatbot.sampling import PRESETS
+
+FAST = ["--max-new-tokens", "6", "--seed", "1"]
+
+
+def test_once_prints_one_reply(tiny_chatbot, capsys):
+    assert main(["chat", "--model", tiny_chatbot, "--once", "hi", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 1 and out.strip()
+    # seeded: the same command prints the same reply
+    assert main(["chat", "--model", tiny_chatbot, "--once", "hi", *FAST]) == 0
+    assert capsys.readouterr().out == out
+
+
+def test_once_json_carries_candidates_and_timings(tiny_chatbot, capsys):
+    argv = ["chat", "--model", tiny_chatbot, "--once", "hi", "--json", "--preset", "diverse", *FAST]
+    assert main(argv) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert len(reply["candidates"]) >= 4 and "tokens_per_s" in reply["timings"]
+    assert json.loads(reply["settings"])["temperature"] == 1.2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "/no/such/folder"], "/no/such/folder: no such model folder"),
+        (["--temperature", "0"], "temperature"),
+        (["--preset", "nucleus"], "unknown preset 'nucleus'"),
+    ],
+)
+def test_user_errors_are_one_line(argv, message, capsys):
+    assert main(["chat", *argv, "--once", "hi"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_broken_model_folder_is_named(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{not json")
+    assert main(["chat", "--model", str(tmp_path), "--once", "hi"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(tmp_path) in err and len(err.splitlines()) == 1
+
+
+def test_without_a_model_the_missing_default_is_explained(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL_DIR", tmp_path / "default_model")
+    assert main(["chat", "--once", "hi"]) == 2
+    assert "embedded default model is missing" in capsys.readouterr().err
+
+
+def test_interactive_commands(tiny_chatbot, tmp_path, monkeypatch, capsys):
+    saved = tmp_path / "chat.jsonl"
+    lines = iter(
+        ["hello", "/settings temperature=0.9 num_candidates=1", "how are you?", f"/save {saved}", "/reset", "/bogus"]
+    )
+    monkeypatch.setattr("builtins.input", _feed(lines))
+    assert main(["chat", "--model", tiny_chatbot, "--persona", "i like dogs.", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert out.count("bot> ") >= 2
+    assert "sample T=0.9 top_p=0.9 max=6 x1" in out
+    assert "[conversation reset]" in out and "unknown command /bogus" in out
+    record = json.loads(saved.read_text())
+    assert record["persona"] == ["i like dogs."] and record["turns"][0] == "hello" and len(record["turns"]) == 4
+
+
+def _feed(lines):
+    def fake_input(prompt=""):
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    return fake_input
+
+
+def test_resume_continues_a_saved_conversation(tiny_chatbot, tmp_path, capsys):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"persona": ["p."], "turns": ["hi", "hello!"]}) + "\n")
+    argv = ["chat", "--model", tiny_chatbot, "--resume", str(path), "--once", "how are you?", "--json", *FAST]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["prompt_tokens"] > 0
+
+
+def test_parse_assignments():
+    settings = parse_assignments(["strategy=greedy", "num_candidates=1", "seed=none"], PRESETS["top-p"])
+    assert settings.strategy == "greedy" and settings.seed is None
+    with pytest.raises(SettingsError, match="field=value"):
+        parse_assignments(["colour=red"], PRESETS["top-p"])
