@@ -65,9 +65,7 @@ class TokenIds:
 
 def add_special_tokens(tokenizer) -> int:
     """Register the dialogue tokens (and a pad token) on a tokenizer; returns how many were new."""
-    added = tokenizer.add_special_tokens(
-        {"pad_token": PAD, "additional_special_tokens": [USER, BOT, PERSONA, EOT]}
-    )
+    added = tokenizer.add_special_tokens({"pad_token": PAD, "additional_special_tokens": [USER, BOT, PERSONA, EOT]})
     return added
 
 

@@ -54,8 +54,14 @@ def build_tiny_chatbot(folder, texts, n_layer=2, n_embd=32, context=128, seed=0)
     tokenizer = train_bpe_tokenizer(texts, vocab_size=400)
     ids = TokenIds.from_tokenizer(tokenizer)
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=context, n_embd=n_embd, n_layer=n_layer, n_head=2,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=ids.pad,
+        vocab_size=len(tokenizer),
+        n_positions=context,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=ids.pad,
     )
     model = GPT2LMHeadModel(config)
     model.generation_config = GenerationConfig(eos_token_id=[ids.eot, ids.eos], pad_token_id=ids.pad)

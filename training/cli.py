@@ -1,0 +1,43 @@
+"""``chatbot train``: fine-tune GPT-2 on dialogues, retrain a chatbot, or train one from scratch.
+
+chatbot train --data chitchat --output runs/gpt2-chat                    # from gpt2 (hub)
+chatbot train --from-scratch --data chitchat --max-steps 50 --output runs/x
+chatbot train --init-from runs/x --data my.jsonl --output runs/y         # retrain on new data
+torchrun --nproc_per_node 2 -m training.cli --from-scratch --data chitchat --output runs/ddp
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+from chatbot.errors import ChatbotError
+from training.config import TrainConfig
+
+
+def parse_args(argv: list[str]) -> TrainConfig:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(TrainConfig, prog="chatbot train", description=TrainConfig.__doc__)
+    (cfg,) = parser.parse_args_into_dataclasses(args=argv)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg = parse_args(argv)
+    from training.train import train
+
+    metrics = train(cfg, command=shlex.join(["chatbot", "train", *argv]))
+    summary = {k: v for k, v in metrics.items() if "perplexity" in k or k in ("steps", "eval_loss", "wall_time_s")}
+    if summary:
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    return 0
+
+
+if __name__ == "__main__":  # torchrun / accelerate launch entry point
+    try:
+        sys.exit(main())
+    except ChatbotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

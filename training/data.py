@@ -1,0 +1,315 @@
+"""Dialogue data: one small type, and loaders for every source ``--data`` accepts.
+
+Sources:
+    chitchat              the ``chitchat-dataset`` package (7,168 real conversations), offline
+    PATH.json             PersonaChat/ConvAI2 as TransferTransfo ships it ({"train": [...], "valid": [...]})
+    PATH.txt              ParlAI's ConvAI2 text format (numbered lines, "your persona:", tab-separated turns)
+    PATH.jsonl            one dialogue per line: {"persona": [...], "turns": [...]}
+    hf:NAME[:CONFIG]      a Hugging Face hub dataset through ``datasets``
+
+Sources that ship splits keep them; the others are split 90/5/5 by a stable hash of each dialogue,
+so a dialogue always lands in the same split. ``--split all`` takes every dialogue of a source.
+Malformed input raises :class:`DataError` naming the file, the line and the problem; with
+``skip_bad=True`` bad dialogues are skipped and counted instead (never dropped silently).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chatbot.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test", "all")
+# Hub datasets name their splits differently; ours -> theirs, first match wins.
+HF_SPLIT_NAMES = {"train": ("train",), "valid": ("validation", "valid", "dev"), "test": ("test",)}
+
+
+@dataclass
+class Dialogue:
+    """Ordered utterances of two alternating speakers; the persona (if any) is the bot's.
+
+    The bot speaks the utterances at odd indices (the partner opens), as in ConvAI2.
+    ``candidates[i]`` are candidate replies for utterance ``i`` with the gold one last, or empty.
+    """
+
+    turns: list[str]
+    persona: list[str] = field(default_factory=list)
+    candidates: list[list[str]] | None = None
+
+    def key(self) -> str:
+        """A stable identity of the dialogue's content, used for hash splits."""
+        text = json.dumps({"persona": self.persona, "turns": self.turns}, ensure_ascii=False)
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def to_json(self) -> dict:
+        return {"persona": self.persona, "turns": self.turns}
+
+
+@dataclass
+class LoadReport:
+    """What a load did: how many dialogues were kept and which bad ones were skipped."""
+
+    kept: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def hash_split(dialogue: Dialogue) -> str:
+    """90/5/5 split decided by the dialogue's content alone."""
+    bucket = int(dialogue.key()[:8], 16) % 100
+    return "train" if bucket < 90 else "valid" if bucket < 95 else "test"
+
+
+def check_dialogue(turns, persona, where: str) -> Dialogue:
+    """Validate raw fields and build a Dialogue, or raise DataError naming ``where`` and the problem."""
+    if not isinstance(turns, list):
+        raise DataError(f"{where}: 'turns' must be a list of strings, got {type(turns).__name__}")
+    if len(turns) < 2:
+        raise DataError(f"{where}: a dialogue needs at least 2 utterances, got {len(turns)}")
+    for i, turn in enumerate(turns):
+        if turn is None or not isinstance(turn, str):
+            raise DataError(f"{where}: utterance {i + 1} is {type(turn).__name__}, expected text")
+        if not turn.strip():
+            raise DataError(f"{where}: utterance {i + 1} is empty")
+    if persona is None:
+        persona = []
+    if not isinstance(persona, list) or not all(isinstance(p, str) for p in persona):
+        raise DataError(f"{where}: 'persona' must be a list of strings")
+    return Dialogue(turns=[t.strip() for t in turns], persona=[p.strip() for p in persona if p.strip()])
+
+
+class _Collector:
+    """Gathers dialogues; on a bad one either re-raises or, with skip_bad, counts it."""
+
+    def __init__(self, skip_bad: bool):
+        self.skip_bad = skip_bad
+        self.dialogues: list[tuple[Dialogue, str | None]] = []  # (dialogue, shipped split or None)
+        self.report = LoadReport()
+
+    def bad(self, error: DataError) -> None:
+        if not self.skip_bad:
+            raise error
+        self.report.skipped.append(str(error))
+
+    def add(self, dialogue: Dialogue, split: str | None = None) -> None:
+        self.dialogues.append((dialogue, split))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        text = data.decode("utf-8-sig")  # accepts and drops a UTF-8 byte-order mark
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); re-save the file as UTF-8") from exc
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    return text
+
+
+def load_jsonl(path: Path, out: _Collector) -> None:
+    for lineno, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: bad JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(record, dict) or "turns" not in record:
+                raise DataError(f'{where}: expected an object with "turns" (and optional "persona")')
+            out.add(check_dialogue(record["turns"], record.get("persona"), where))
+        except DataError as exc:
+            out.bad(exc)
+
+
+def _line_of(text: str, needle: str, start: int = 0) -> int:
+    pos = text.find(needle, start)
+    return text.count("\n", 0, pos) + 1 if pos >= 0 else 0
+
+
+def load_personachat_json(path: Path, out: _Collector) -> None:
+    text = _read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: bad JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict) or not any(isinstance(v, list) for v in data.values()):
+        raise DataError(f'{path}: expected {{"train": [...], "valid": [...]}} in the PersonaChat layout')
+    for split_name, items in data.items():
+        split = {"validation": "valid", "dev": "valid"}.get(split_name, split_name)
+        if not isinstance(items, list):
+            raise DataError(f"{path}: split {split_name!r} must be a list of dialogues")
+        for n, item in enumerate(items, 1):
+            where = f"{path}: {split_name} dialogue {n}"
+            try:
+                out.add(_personachat_item(item, where), split)
+            except DataError as exc:
+                out.bad(exc)
+
+
+def _personachat_item(item, where: str) -> Dialogue:
+    if not isinstance(item, dict) or "utterances" not in item:
+        raise DataError(f'{where}: missing field "utterances"')
+    utterances = item["utterances"]
+    if not isinstance(utterances, list) or not utterances:
+        raise DataError(f'{where}: "utterances" must be a non-empty list')
+    last = utterances[-1]
+    if not isinstance(last, dict) or "history" not in last or "candidates" not in last:
+        raise DataError(f'{where}: each utterance needs "history" and "candidates"')
+    if not isinstance(last["candidates"], list) or not last["candidates"]:
+        raise DataError(f'{where}: "candidates" must be a non-empty list (gold reply last)')
+    turns = list(last["history"]) + [last["candidates"][-1]]
+    dialogue = check_dialogue(turns, item.get("personality", []), where)
+    candidates: list[list[str]] = [[] for _ in dialogue.turns]
+    for u in utterances:
+        index = len(u.get("history", []))
+        if index < len(candidates) and isinstance(u.get("candidates"), list):
+            candidates[index] = [str(c) for c in u["candidates"]]
+    dialogue.candidates = candidates
+    return dialogue
+
+
+def load_parlai_txt(path: Path, out: _Collector) -> None:
+    """ParlAI ConvAI2: '1 your persona: ...', then 'N partner\\tself[\\t\\tcand|cand|...]'; N restarts at 1."""
+    current: dict | None = None
+
+    def flush():
+        if current is None:
+            return
+        where = f"{path}:{current['line']}"
+        try:
+            dialogue = check_dialogue(current["turns"], current["persona"], where)
+            dialogue.candidates = current["candidates"] if any(current["candidates"]) else None
+            out.add(dialogue)
+        except DataError as exc:
+            out.bad(exc)
+
+    for lineno, raw in enumerate(_read_text(path).splitlines(), 1):
+        if not raw.strip():
+            continue
+        number, _, rest = raw.partition(" ")
+        if not number.isdigit():
+            out.bad(DataError(f"{path}:{lineno}: expected a line number at the start of the line"))
+            continue
+        if number == "1":
+            flush()
+            current = {"line": lineno, "turns": [], "persona": [], "candidates": []}
+        if current is None:
+            out.bad(DataError(f"{path}:{lineno}: dialogue does not start at line number 1"))
+            continue
+        if rest.startswith(("your persona:", "partner's persona:")):
+            if rest.startswith("your persona:"):
+                current["persona"].append(rest.split(":", 1)[1].strip())
+            continue
+        fields = rest.split("\t")
+        if len(fields) < 2 or not fields[0].strip() or not fields[1].strip():
+            out.bad(DataError(f"{path}:{lineno}: expected 'partner text<TAB>reply text'"))
+            current = None  # the rest of this dialogue cannot be trusted
+            continue
+        current["turns"] += [fields[0].strip(), fields[1].strip()]
+        cands = fields[3].split("|") if len(fields) >= 4 and fields[3].strip() else []
+        current["candidates"] += [[], cands]
+    flush()
+
+
+def load_chitchat(out: _Collector) -> None:
+    """The chitchat-dataset package: each inner list of messages is one speaker's turn."""
+    try:
+        import chitchat_dataset as ccc
+    except ImportError as exc:
+        raise DataError(
+            "the 'chitchat' source needs the chitchat-dataset package: pip install chitchat-dataset"
+        ) from exc
+    for conv_id, conv in ccc.Dataset().items():
+        turns = [" ".join(m["text"].strip() for m in turn if m.get("text")) for turn in conv.get("messages", [])]
+        turns = [t for t in turns if t.strip()]
+        where = f"chitchat conversation {conv_id}"
+        try:
+            out.add(check_dialogue(turns, [], where))
+        except DataError as exc:
+            # The packaged corpus has a few one-turn conversations; they are not the user's data,
+            # so they are skipped (and counted in the report) even without --skip-bad.
+            out.report.skipped.append(str(exc))
+
+
+def load_hf(spec: str, split: str, out: _Collector) -> None:
+    """``hf:NAME[:CONFIG]``; rows with "turns"/"dialog"/"utterances" (+ optional persona) become dialogues."""
+    name, _, config = spec.partition(":")
+    if not name:
+        raise DataError("hf: needs a dataset name, e.g. --data hf:daily_dialog")
+    try:
+        import datasets
+
+        dsets = datasets.load_dataset(name, config or None)
+    except Exception as exc:  # datasets raises many types: network, missing, bad config
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"cannot load hub dataset {name!r}: {first}; check the name and your network") from exc
+    wanted = list(dsets) if split == "all" else [s for s in HF_SPLIT_NAMES[split] if s in dsets]
+    if not wanted:
+        raise DataError(f"hub dataset {name!r} has no {split} split (it has: {', '.join(dsets)})")
+    for split_name in wanted:
+        for n, row in enumerate(dsets[split_name], 1):
+            where = f"hf:{name} {split_name} row {n}"
+            try:
+                out.add(_hf_row(row, where), split if split != "all" else "all")
+            except DataError as exc:
+                out.bad(exc)
+
+
+def _hf_row(row: dict, where: str) -> Dialogue:
+    persona = row.get("personality") or row.get("persona") or []
+    if isinstance(row.get("utterances"), list) and row["utterances"] and isinstance(row["utterances"][0], dict):
+        return _personachat_item({"personality": persona, "utterances": row["utterances"]}, where)
+    for column in ("turns", "dialog", "dialogue", "utterances"):
+        if column in row:
+            return check_dialogue(row[column], persona, where)
+    raise DataError(f"{where}: no dialogue column (looked for turns, dialog, dialogue, utterances; got {list(row)})")
+
+
+def load_dialogues(source: str, split: str = "train", skip_bad: bool = False) -> tuple[list[Dialogue], LoadReport]:
+    """Load one split of a source; returns the dialogues and a report of what was skipped."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    out = _Collector(skip_bad)
+    if source == "chitchat":
+        load_chitchat(out)
+    elif source.startswith("hf:"):
+        load_hf(source[3:], split, out)
+    else:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise DataError(f"{source}: no such file, and not a known source (chitchat, hf:NAME, or a path)")
+        loaders = {".jsonl": load_jsonl, ".json": load_personachat_json, ".txt": load_parlai_txt}
+        loader = loaders.get(path.suffix.lower())
+        if loader is None:
+            raise DataError(
+                f"{path}: unknown file type {path.suffix!r}; use .jsonl, .json (PersonaChat) or .txt (ParlAI)"
+            )
+        loader(path, out)
+    if not out.dialogues and not out.report.skipped:
+        raise DataError(f"{source}: no dialogues found")
+
+    has_shipped = any(s is not None for _, s in out.dialogues)
+    selected = []
+    for dialogue, shipped in out.dialogues:
+        if split == "all" or (shipped if has_shipped else hash_split(dialogue)) == split:
+            selected.append(dialogue)
+    if has_shipped and split != "all" and not selected:
+        shipped_names = sorted({s for _, s in out.dialogues if s})
+        raise DataError(f"{source}: has no {split!r} split (it ships: {', '.join(shipped_names)})")
+    out.report.kept = len(selected)
+    if out.report.skipped:
+        logger.warning(
+            "%s: skipped %d bad dialogue(s); first: %s", source, len(out.report.skipped), out.report.skipped[0]
+        )
+    return selected, out.report

@@ -1,0 +1,238 @@
+"""The fine-tuning pipeline: load data -> build tokenizer and model -> Trainer -> save a chatbot.
+
+Runs unchanged on one process, or on several under ``torchrun --nproc_per_node N`` /
+``accelerate launch`` (the Trainer's DDP; gloo on CPUs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+from chatbot.checkpoint import SETTINGS_FILE, ChatbotSettings
+from chatbot.errors import DataError, ModelLoadError, SettingsError
+from chatbot.format import DialogueFormat, TokenIds, add_special_tokens
+from training.config import TrainConfig
+from training.data import Dialogue, load_dialogues
+
+logger = logging.getLogger(__name__)
+
+
+def load_splits(cfg: TrainConfig) -> tuple[list[Dialogue], list[Dialogue], list[str]]:
+    """Train and valid dialogues; the valid split may be missing (then no evaluation)."""
+    train, report = load_dialogues(cfg.data, "train", skip_bad=cfg.skip_bad)
+    notes = [f"skipped {len(report.skipped)} bad dialogue(s) in {cfg.data}"] if report.skipped else []
+    if cfg.limit:
+        train = train[: cfg.limit]
+    if not train:
+        raise DataError(f"{cfg.data}: the train split is empty")
+    try:
+        valid, _ = load_dialogues(cfg.data, "valid", skip_bad=cfg.skip_bad)
+    except DataError as exc:
+        logger.warning("no valid split (%s): training without evaluation", exc)
+        valid = []
+    return train, valid, notes
+
+
+def build_tokenizer_and_model(cfg: TrainConfig, train: list[Dialogue], main_process_first):
+    """Returns (tokenizer, model, settings) for the three starting points."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    if cfg.init_from:
+        settings = ChatbotSettings.load(cfg.init_from)
+        if settings is None:
+            raise ModelLoadError(f"{cfg.init_from}: no {SETTINGS_FILE}; use --base-model for a plain causal LM")
+        tokenizer = AutoTokenizer.from_pretrained(cfg.init_from)
+        model = AutoModelForCausalLM.from_pretrained(cfg.init_from, use_safetensors=True)
+        settings.base_model = f"{settings.base_model or '?'} -> {cfg.init_from}"
+        return tokenizer, model, settings
+
+    if cfg.from_scratch:
+        n_layer, n_embd, n_head, context = cfg.shape
+        tokenizer_dir = Path(cfg.output) / "tokenizer"
+        with main_process_first(desc="training the tokenizer"):
+            if (tokenizer_dir / "tokenizer.json").is_file():  # --resume: the same tokenizer again
+                tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+            else:
+                from training.tokenizer import train_bpe_tokenizer
+
+                texts = (t for d in train for t in [*d.turns, *d.persona])
+                tokenizer = train_bpe_tokenizer(texts, cfg.vocab_size)
+                tokenizer.save_pretrained(tokenizer_dir)
+        config = GPT2Config(
+            vocab_size=len(tokenizer), n_positions=context, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+            resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )  # fmt: skip
+        model = GPT2LMHeadModel(config)
+        base = f"from scratch ({n_layer} layers x {n_embd}, context {context}, vocab {len(tokenizer)})"
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
+            model = AutoModelForCausalLM.from_pretrained(cfg.base_model, use_safetensors=True)
+        except OSError as exc:
+            first = (str(exc).strip().splitlines() or ["not found"])[0]
+            raise ModelLoadError(f"cannot load base model {cfg.base_model!r}: {first}") from exc
+        if add_special_tokens(tokenizer):
+            model.resize_token_embeddings(len(tokenizer))
+        base = cfg.base_model
+
+    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
+    fmt = DialogueFormat(max_history=cfg.max_history or 5, max_length=cfg.max_length or min(context, 256))
+    return tokenizer, model, ChatbotSettings(format=fmt, base_model=base)
+
+
+def apply_overrides(cfg: TrainConfig, settings: ChatbotSettings, model, train: list[Dialogue]) -> ChatbotSettings:
+    """Format flags given on the command line win over a retrained chatbot's saved ones."""
+    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
+    fmt = DialogueFormat(
+        max_history=cfg.max_history or settings.format.max_history,
+        max_length=cfg.max_length or settings.format.max_length,
+    )
+    if fmt.max_length > context:
+        raise SettingsError(f"--max-length {fmt.max_length} exceeds the model's context of {context} tokens")
+    settings.format = fmt
+    settings.loss = cfg.loss
+    settings.persona_trained = settings.persona_trained or any(d.persona for d in train)
+    return settings
+
+
+def training_arguments(cfg: TrainConfig, has_eval: bool):
+    import torch
+    from transformers import TrainingArguments
+
+    on_cpu = not torch.cuda.is_available()
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return TrainingArguments(
+        output_dir=cfg.output,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size * 2,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a share of all steps
+        weight_decay=cfg.weight_decay,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        logging_steps=cfg.logging_steps,
+        seed=cfg.seed,
+        bf16=cfg.bf16,
+        use_cpu=on_cpu,
+        ddp_backend="gloo" if on_cpu and distributed else None,
+        ddp_find_unused_parameters=False,
+        report_to="none",
+        dataloader_num_workers=0,
+        # reply examples vary in length: batching similar lengths wastes less compute on padding
+        train_sampling_strategy="group_by_length" if cfg.loss == "reply" else "random",
+        remove_unused_columns=False,
+    )
+
+
+def check_output(cfg: TrainConfig) -> str | None:
+    """The checkpoint to resume from, if any; refuses to overwrite a finished or running job silently."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(cfg.output)
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if cfg.resume:
+        if last is None:
+            logger.warning("--resume: no checkpoint in %s yet, starting from the beginning", out)
+        return last
+    if out.is_dir() and any(p.name.startswith("checkpoint-") or p.name == SETTINGS_FILE for p in out.iterdir()):
+        raise SettingsError(f"{out} already holds a training run; pass --resume to continue it or pick a new --output")
+    return None
+
+
+def train(cfg: TrainConfig, command: str = "") -> dict:
+    """Run the whole pipeline; returns the metrics it wrote to ``metrics.json``."""
+    import torch
+    from transformers import DataCollatorForSeq2Seq, GenerationConfig, Trainer
+
+    from training.card import write_model_card
+    from training.examples import build_dataset
+
+    started = time.time()
+    resume_from = check_output(cfg)
+    train_dialogues, valid_dialogues, notes = load_splits(cfg)
+    args = training_arguments(cfg, has_eval=bool(valid_dialogues))
+    tokenizer, model, settings = build_tokenizer_and_model(cfg, train_dialogues, args.main_process_first)
+    settings = apply_overrides(cfg, settings, model, train_dialogues)
+    fmt = settings.format
+
+    with args.main_process_first(desc="tokenizing"):
+        train_set = build_dataset(tokenizer, train_dialogues, fmt, cfg.loss)
+        eval_set = build_dataset(tokenizer, valid_dialogues, fmt, cfg.loss) if valid_dialogues else None
+    if eval_set is not None and len(eval_set) > cfg.eval_limit:
+        eval_set = eval_set.shuffle(seed=0).select(range(cfg.eval_limit))
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+        processing_class=tokenizer,
+    )
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    metrics = {"train_loss": result.training_loss, "steps": result.global_step, "train_examples": len(train_set)}
+    if eval_set is not None:
+        eval_metrics = trainer.evaluate()
+        metrics["eval_loss"] = eval_metrics["eval_loss"]
+        metrics["eval_perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50))
+
+    if not trainer.is_world_process_zero():
+        return metrics
+    ids = TokenIds.from_tokenizer(tokenizer)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[ids.eot, ids.eos], pad_token_id=ids.pad, max_new_tokens=40, do_sample=True, top_p=0.9,
+        temperature=0.7,
+    )  # fmt: skip
+    trainer.save_model(cfg.output)  # safetensors weights, config, generation config, tokenizer
+    # the Trainer also pickles its arguments; a shipped chatbot carries no pickle
+    (Path(cfg.output) / "training_args.bin").unlink(missing_ok=True)
+    settings.save(cfg.output)
+    if cfg.test_perplexity:
+        metrics.update(test_perplexity(cfg, model, tokenizer, fmt))
+    metrics.update(
+        wall_time_s=round(time.time() - started, 1),
+        parameters=sum(p.numel() for p in model.parameters()),
+        device=str(next(model.parameters()).device),
+        torch_threads=torch.get_num_threads(),
+        world_size=args.world_size,
+        command=command,
+        data=cfg.data,
+        notes=notes,
+    )
+    (Path(cfg.output) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_model_card(Path(cfg.output), cfg, settings, metrics)
+    logger.info("saved chatbot to %s", cfg.output)
+    return metrics
+
+
+def test_perplexity(cfg: TrainConfig, model, tokenizer, fmt: DialogueFormat) -> dict:
+    """Per-token and per-word perplexity of every utterance of the test split (if the source has one)."""
+    from tqdm.auto import tqdm
+
+    from evaluation.perplexity import reply_perplexity
+
+    try:
+        test, _ = load_dialogues(cfg.data, "test", skip_bad=True)
+    except DataError as exc:
+        logger.warning("no test split (%s): skipping test perplexity", exc)
+        return {}
+    if cfg.limit:
+        test = test[: max(1, cfg.limit // 10)]
+    model.eval()
+    ppl = reply_perplexity(model, tokenizer, test, fmt, progress=lambda b: tqdm(b, desc="test perplexity"))
+    model.train()
+    return {f"test_{k}": v for k, v in ppl.to_dict().items()}
