@@ -38,9 +38,10 @@ from chatbot.leaderboard import (  # noqa: E402
     comparisons_from_votes,
     leaderboard,
     preset_names,
+    short_name,
     table_rows,
 )
-from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings, load_presets, preset_name  # noqa: E402
+from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings, load_presets  # noqa: E402
 from chatbot.votes import Vote, VoteStore  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -282,8 +283,9 @@ def controls_from_settings(settings: SamplingSettings) -> list:
 
 
 def setting_label(settings: SamplingSettings, presets: dict[str, SamplingSettings]) -> str:
-    """'top-p' when the settings equal a preset (seed aside), else their short description."""
-    return preset_name(settings.replace(seed=None), presets) or settings.replace(seed=None).describe()
+    """The name the leaderboard uses: the preset's ('top-p'), or the nearest preset and what differs."""
+    presets_json = {name: json.loads(p.identity) for name, p in presets.items()}
+    return short_name(ranking_identity(settings), preset_names(presets), presets_json)
 
 
 def ranking_identity(settings: SamplingSettings) -> str:
@@ -458,7 +460,6 @@ class ChatApp:
         """Yield (chat messages, why rows, stats) while the reply streams; records the reply."""
         bot = self.bot(session)
         session.chat = chat_conversation(bot, session.chat, persona)
-        session.cancel.clear()
         shown, withdrawn = "", []
         for kind, value in stream_chat(session.chat, text, settings, session.cancel):
             if kind == cm.DELTA:
@@ -486,6 +487,7 @@ class ChatApp:
         if notice:
             gr.Warning(notice)
         settings = self.settings(preset, *controls)
+        session.cancel.clear()  # a new request: from here on, Stop applies to it
         # show the user's message at once, the reply streams under it
         yield "", [*self._chat_view(session), {"role": "user", "content": text}], gr.skip(), gr.skip(), notice or ""
         for view, rows, stats in self._stream_chat(session, text, persona, settings):
@@ -497,6 +499,7 @@ class ChatApp:
             gr.Warning("Nothing to retry yet.")
             return
         settings = self.settings(preset, *controls)
+        session.cancel.clear()
         text = drop_last_exchange(session.chat)
         yield from self._stream_chat(session, text, persona, settings)
 
@@ -522,7 +525,7 @@ class ChatApp:
             raise gr.Error("Nothing to save yet: chat first.")
         folder = self.config.data_dir / "conversations"
         path = save_chat(session.chat, folder / f"chat-{now_stamp()}-{session.rng.randrange(16**6):06x}.jsonl")
-        return gr.File(value=str(path), visible=True), f"Saved to `{path}`"
+        return gr.update(value=str(path), visible=True), f"Saved to `{path}`"
 
     def chat_load(self, session: Session, file):
         """Resume the last conversation of an uploaded JSONL file. Outputs: chat, persona, notice."""
@@ -593,7 +596,7 @@ class ChatApp:
         bot = self.bot(session)
         session.pair = None
         session.ab_turns.append(text)
-        session.cancel.clear()
+        session.cancel.clear()  # a new request: from here on, Stop applies to it
         replies = {}
         screens = {"A": "right" if swapped else "left", "B": "left" if swapped else "right"}
         shown = {"left": "…", "right": "…"}
@@ -683,7 +686,7 @@ class ChatApp:
         standings = leaderboard(
             comparisons_from_votes(self.store.votes()),
             names=preset_names(self.presets),
-            presets_json={name: json.loads(s.identity) for name, s in self.presets.items()},
+            presets_json={name: json.loads(p.identity) for name, p in self.presets.items()},
             rounds=self.config.bootstrap_rounds,
         )
         return table_rows(standings)
@@ -692,7 +695,7 @@ class ChatApp:
         folder = self.config.data_dir / "exports"
         path = folder / f"votes-{now_stamp()}.{fmt}"
         path = self.store.export_csv(path) if fmt == "csv" else self.store.export_jsonl(path)
-        return gr.File(value=str(path), visible=True), f"Exported {self.store.count()} votes to `{path}`"
+        return gr.update(value=str(path), visible=True), f"Exported {self.store.count()} votes to `{path}`"
 
     def clear_votes(self, confirmed: bool):
         if not confirmed:

@@ -1,0 +1,376 @@
+"""The web app: the functions behind each button called directly, then the running app through gradio_client."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import socket
+import threading
+import warnings
+
+import gradio as gr
+import pytest
+
+from chatbot.app import (
+    CONTROL_FIELDS,
+    AppConfig,
+    ChatApp,
+    ModelRegistry,
+    build_app,
+    clean_message,
+    messages,
+    parse_auth,
+    parse_seed,
+    ranking_identity,
+    render_stream,
+    settings_from_controls,
+)
+from chatbot.errors import ChatbotError, ModelLoadError
+from chatbot.sampling import PRESETS, SamplingSettings
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+# one panel's inputs: preset, then CONTROL_FIELDS; short replies keep the suite fast on 2 shared cores
+STREAM = ["top-p", "sample", 0.7, 0.9, 0, 5, 1.0, 1.0, 0, 12, 1, ""]  # one candidate: streams word by word
+RANKED = ["top-p", "sample", 0.7, 0.9, 0, 5, 1.0, 1.0, 0, 12, 4, ""]  # four candidates, ranked
+GREEDY = ["greedy", "greedy", 0.7, 0.9, 0, 5, 1.0, 1.0, 0, 12, 1, ""]
+
+
+def drain(generator) -> list:
+    """Run a streaming handler to its end; its yields, in order."""
+    return list(generator)
+
+
+@pytest.fixture
+def app(tiny_chatbot, tmp_path) -> ChatApp:
+    return ChatApp(AppConfig(model=tiny_chatbot, data_dir=tmp_path / "data", bootstrap_rounds=20))
+
+
+# -- pure helpers --------------------------------------------------------------------------------
+
+
+def test_clean_message_strips_cuts_and_says_so():
+    assert clean_message("  hi  ", 10) == ("hi", None)
+    assert clean_message("   ", 10) == ("", None)
+    assert clean_message(None, 10) == ("", None)
+    text, notice = clean_message("x" * 25, 10)
+    assert text == "x" * 10 and "cut to its first 10 characters (it had 25)" in notice
+
+
+def test_settings_from_controls_validates_and_applies_implied_values():
+    s = settings_from_controls(PRESETS, *RANKED)
+    assert (s.strategy, s.temperature, s.top_p, s.max_new_tokens, s.num_candidates, s.seed) == (
+        "sample",
+        0.7,
+        0.9,
+        12,
+        4,
+        None,
+    )
+    greedy = settings_from_controls(PRESETS, "top-p", "greedy", *RANKED[2:])
+    assert greedy.num_candidates == 1  # greedy gives one reply, as on the command line
+    beam = settings_from_controls(PRESETS, "top-p", "beam", 0.7, 0.9, 0, 3, 1.0, 1.0, 0, 12, 8, "7")
+    assert (beam.num_beams, beam.num_candidates, beam.seed) == (3, 3, 7)
+    with pytest.raises(ChatbotError, match="temperature"):
+        settings_from_controls(PRESETS, "top-p", "sample", 0.0, *RANKED[3:])
+    assert len(RANKED) == 1 + len(CONTROL_FIELDS)
+
+
+def test_seed_box_and_auth_parsing():
+    assert parse_seed("") is None and parse_seed(None) is None and parse_seed(" 42 ") == 42 and parse_seed(3.0) == 3
+    for bad in ("-1", "abc"):
+        with pytest.raises(ChatbotError, match="seed"):
+            parse_seed(bad)
+    assert parse_auth("me:pa:ss") == ("me", "pa:ss") and parse_auth(None) is None
+    with pytest.raises(ChatbotError, match="user:password"):
+        parse_auth("nopassword")
+
+
+def test_ranking_identity_ignores_the_seed():
+    top_p = PRESETS["top-p"]
+    assert ranking_identity(top_p.replace(seed=3)) == ranking_identity(top_p) == top_p.identity
+
+
+def test_render_stream_shows_withdrawn_attempts():
+    text = render_stream("new words", [("bad words", "profanity")])
+    assert text.startswith("~~bad words~~ *(withdrawn: profanity; regenerating)*") and text.endswith("new words ▌")
+    assert messages(["hi", "hello"]) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+
+
+def test_registry_keeps_nothing_from_a_bad_load_and_evicts_the_oldest():
+    loads = []
+
+    def loader(name):
+        if name == "bad":
+            raise ModelLoadError("bad: no such model folder")
+        loads.append(name)
+        return object()
+
+    registry = ModelRegistry(capacity=2, loader=loader)
+    first = registry.get("a")
+    with pytest.raises(ModelLoadError):
+        registry.get("bad")
+    assert registry.get("a") is first and loads == ["a"]
+    registry.get("b"), registry.get("c")  # "a" is the least recently used: unloaded
+    registry.get("a")
+    assert loads == ["a", "b", "c", "a"]
+
+
+# -- the handlers, called directly -----------------------------------------------------------------
+
+
+def test_chat_send_streams_a_reply_with_candidates_and_speed(app):
+    session = app.new_session()
+    outputs = drain(app.chat_send(session, "hi, how are you?", "", *STREAM))
+    assert outputs[0][0] == "" and outputs[0][1][-1] == {"role": "user", "content": "hi, how are you?"}
+    textbox, chat, why, stats, notice = outputs[-1]
+    assert [m["role"] for m in chat] == ["user", "assistant"]
+    assert chat[1]["content"] == session.last_reply.text == session.chat.turns[1]
+    assert why and why[session.last_reply.chosen or 0][1] == session.last_reply.candidates[0].text
+    assert "tokens/s" in stats and stats.endswith("top-p-stream, max_new_tokens=12")  # the nearest preset
+    # several candidates: every one is listed, the chosen one marked, rejected ones with their reason
+    outputs = drain(app.chat_send(session, "what do you do for fun?", "i like dogs.", *RANKED))
+    why = outputs[-1][2]
+    assert len(why) == len(session.last_reply.candidates) >= 4
+    assert sum(row[0] == "✔" for row in why) == (0 if session.last_reply.fallback else 1)
+    assert all(row[3] == (c.rejected or "") for row, c in zip(why, session.last_reply.candidates, strict=True))
+    assert session.chat.persona == ["i like dogs."]
+
+
+def test_empty_message_is_ignored_with_a_hint(app):
+    session = app.new_session()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outputs = drain(app.chat_send(session, "   ", "", *STREAM))
+    assert len(outputs) == 1 and "Type a message" in outputs[0][-1]
+    assert any("empty message" in str(w.message) for w in caught)
+    assert session.chat is None
+
+
+def test_overlong_message_is_cut_with_a_visible_notice(app):
+    app.config.max_message_chars = 30
+    session = app.new_session()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outputs = drain(app.chat_send(session, "word " * 20, "", *STREAM))
+    assert "cut to its first 30 characters" in outputs[0][-1]
+    assert len(session.chat.turns[0]) <= 30
+
+
+def test_retry_undo_clear(app):
+    session = app.new_session()
+    drain(app.chat_send(session, "hi there", "", *STREAM))
+    drain(app.chat_retry(session, "", *GREEDY))
+    assert session.chat.turns[0] == "hi there" and len(session.chat.turns) == 2
+    assert session.last_reply.candidates and session.chat.turns[1] == session.last_reply.text
+    textbox, chat, why, stats = app.chat_undo(session)
+    assert textbox == "hi there" and chat == [] and session.chat.turns == []
+    drain(app.chat_send(session, "again", "", *STREAM))
+    assert app.chat_clear(session)[0] == [] and session.chat.turns == []
+
+
+def test_stop_ends_the_stream_and_keeps_what_was_shown(app):
+    session = app.new_session()
+    long_reply = ["top-p", "sample", 1.0, 1.0, 0, 5, 1.0, 1.0, 0, 100, 1, "3"]
+    stream = app.chat_send(session, "tell me a long story", "", *long_reply)
+    next(stream)  # the user's message is shown; generation starts on the next step
+    app.stop(session)  # Stop pressed before the first word: nothing more is generated
+    drain(stream)
+    reply = session.last_reply
+    assert reply.cancelled and reply.timings.new_tokens <= 1
+    assert session.chat.turns == ["tell me a long story"]  # no reply recorded; the next message joins this turn
+
+
+def test_save_and_load_a_conversation(app, tmp_path):
+    session = app.new_session()
+    drain(app.chat_send(session, "hi, how are you?", "i love hiking.", *STREAM))
+    file, notice = app.chat_save(session)
+    path = file["value"]
+    assert path.startswith(str(app.config.data_dir / "conversations")) and "Saved to" in notice
+    other = app.new_session()
+    chat, persona, notice = app.chat_load(other, path)
+    assert other.chat.turns == session.chat.turns and persona == "i love hiking."
+    assert [m["content"] for m in chat] == session.chat.turns
+    with pytest.raises(gr.Error, match="Nothing to save"):
+        app.chat_save(app.new_session())
+
+
+def test_switch_model_keeps_the_current_one_on_a_bad_folder(app, tiny_chatbot, tmp_path):
+    from chatbot.app import ui_errors
+
+    session = app.new_session()
+    with pytest.raises(gr.Error, match="not a model folder|no such model folder"):
+        ui_errors(app.switch_model)(session, str(tmp_path))
+    assert session.model == tiny_chatbot
+    copy = shutil.copytree(tiny_chatbot, tmp_path / "copy")
+    drain(app.chat_send(session, "hi", "", *STREAM))
+    dropdown, status, hint, _ = app.switch_model(session, str(copy))
+    assert session.model == str(copy) and str(copy) in status and "not trained with personas" in hint
+    drain(app.chat_send(session, "still there?", "", *STREAM))
+    assert session.chat.turns[0] == "hi" and session.chat.bot.name == str(copy)  # history moved over
+
+
+def test_ab_turn_vote_and_leaderboard(app):
+    session = app.new_session()
+    outputs = drain(app.ab_send(session, "what do you do for fun?", "", True, "11", *RANKED, *GREEDY))
+    pair = session.pair
+    assert pair.open and pair.blind and pair.seed == 11 and pair.settings_a.seed == pair.settings_b.seed == 11
+    final = outputs[-1]
+    left, right = final[2], final[3]
+    assert "hidden until you vote" in left.label and "top-p" not in left.label + right.label
+    assert {left.value, right.value} == {pair.reply_a, pair.reply_b} or pair.reply_a == pair.reply_b
+    # a second message before choosing is refused, the history unchanged
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        drain(app.ab_send(session, "another", "", True, "", *RANKED, *GREEDY))
+    assert session.ab_turns == ["what do you do for fun?"]
+
+    *view, board = app.ab_vote(session, "left")
+    [vote] = app.store.votes()
+    assert vote.winner == pair.panel("left") and vote.blind and vote.swapped == pair.swapped
+    assert vote.settings_a_id == ranking_identity(pair.settings_a) and '"seed":11' in vote.settings_a_json
+    assert (vote.reply_a, vote.reply_b) == (pair.reply_a, pair.reply_b)
+    assert vote.conversation == [{"role": "user", "content": "what do you do for fun?"}]
+    assert vote.model == session.chat.bot.name if session.chat else vote.model
+    # the winner continues the conversation; labels now say which setting was which
+    assert session.ab_turns[-1] == pair.reply_of(vote.winner) and not pair.open
+    assert "greedy" in view[1].label + view[2].label and "continues the conversation" in view[1].label + view[2].label
+    # named like the presets they derive from, by what differs (these panels cut max_new_tokens to 12)
+    names = ["greedy, max_new_tokens=12", "top-p, max_new_tokens=12"]
+    assert sorted(row[1] for row in board) == names and all(row[2] == 1 for row in board)
+
+
+def test_ab_tie_then_continue_and_open_mode(app):
+    session = app.new_session()
+    drain(app.ab_send(session, "hi", "", False, "", *GREEDY, *RANKED))
+    assert not session.pair.swapped  # open mode: A on the left
+    app.ab_vote(session, "tie")
+    assert session.pair.open and session.ab_turns == ["hi"]
+    with pytest.raises(gr.Error, match="already voted"):
+        app.ab_vote(session, "left")
+    view = app.ab_continue(session, "right")
+    assert session.ab_turns == ["hi", session.pair.reply_b] and "B" in view[-1]
+    assert [v.winner for v in app.store.votes()] == ["tie"]
+    app.ab_clear(session)
+    assert session.ab_turns == [] and session.pair is None
+
+
+def test_votes_export_and_clear(app):
+    session = app.new_session()
+    drain(app.ab_send(session, "hi", "", True, "", *GREEDY, *STREAM))
+    app.ab_vote(session, "both-bad")
+    csv_file, notice = app.export_votes("csv")
+    jsonl_file, _ = app.export_votes("jsonl")
+    assert "Exported 1 votes" in notice
+    assert csv_file["value"].endswith(".csv") and jsonl_file["value"].endswith(".jsonl")
+    with open(csv_file["value"], encoding="utf-8", newline="") as f:
+        assert [row["winner"] for row in csv.DictReader(f)] == ["both-bad"]
+    with pytest.raises(gr.Error, match="Tick"):
+        app.clear_votes(False)
+    board, confirm, notice = app.clear_votes(True)
+    assert board == [] and confirm is False and notice == "Deleted 1 votes." and app.store.count() == 0
+
+
+# -- the running app, through gradio_client ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_chatbot, tmp_path_factory):
+    """The app on 127.0.0.1 and a free port, in this process; yields (url, ChatApp)."""
+    data = tmp_path_factory.mktemp("served")
+    config = AppConfig(model=tiny_chatbot, data_dir=data, bootstrap_rounds=20, concurrency=2)
+    app = ChatApp(config)
+    demo = build_app(config, app)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        allowed_paths=[str(data)],
+    )
+    yield url, app
+    demo.close()
+
+
+def text_of(message: dict) -> str:
+    """A chat message's text as gradio_client returns it: a string, or a list of typed parts."""
+    content = message["content"]
+    return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+
+
+def client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False)
+
+
+def test_served_chat_and_ab_vote(served):
+    url, app = served
+    c = client(url)
+    textbox, chat, why, stats, notice = c.predict("hi, how are you?", "", *RANKED, api_name="/chat_send")
+    assert [m["role"] for m in chat] == ["user", "assistant"] and "tokens/s" in stats
+    assert len(why["data"]) >= 4
+
+    before = app.store.count()
+    out = c.predict("what do you do for fun?", "", True, "", *RANKED, *GREEDY, api_name="/ab_send")
+    assert out[2] and out[3]  # both replies shown (the last stream step leaves the textbox as it was)
+    *view, board = c.predict(api_name="/ab_vote_right")
+    assert app.store.count() == before + 1
+    assert "greedy, max_new_tokens=12" in {row[1] for row in board["data"]}
+    assert c.predict(api_name="/leaderboard")["data"] == board["data"]
+
+
+def test_served_errors_are_one_line_messages(served, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    url, app = served
+    c = client(url)
+    with pytest.raises(AppError, match="not a model folder") as info:
+        c.predict(str(tmp_path), api_name="/switch_model")
+    assert "Traceback" not in str(info.value)
+    out = c.predict("", "", *STREAM, api_name="/chat_send")
+    assert "Type a message" in out[-1]
+    assert app.leaderboard_rows() is not None  # the server is still fine
+
+
+def test_four_concurrent_sessions_never_see_each_other(served):
+    url, _ = served
+    clients = [client(url) for _ in range(4)]
+    results: dict[int, list] = {}
+    errors = []
+
+    def talk(k):
+        try:
+            for turn in range(2):
+                results[k] = clients[k].predict(f"session {k} message {turn}", "", *STREAM, api_name="/chat_send")[1]
+        except Exception as exc:  # surfaced below: an assert in a thread would be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=talk, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    for k, chat in results.items():
+        users = [text_of(m) for m in chat if m["role"] == "user"]
+        assert users == [f"session {k} message 0", f"session {k} message 1"]
+    assert len(results) == 4
+
+
+def test_settings_json_round_trip_in_votes_names_presets(served):
+    # a vote's settings JSON is the full settings value: it rebuilds the same setting
+    url, app = served
+    for vote in app.store.votes():
+        for json_text, identity in (
+            (vote.settings_a_json, vote.settings_a_id),
+            (vote.settings_b_json, vote.settings_b_id),
+        ):
+            assert ranking_identity(SamplingSettings.from_json(json_text)) == identity
