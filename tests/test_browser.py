@@ -1,0 +1,89 @@
+"""One real browser session: headless Chromium types into the app, runs an A/B turn, votes.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium (CI installs it); playwright's own browser
+download does not work offline, so the test points playwright at that binary.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from chatbot.app import AppConfig, ChatApp, build_app, launch_style
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 60_000  # generous: 2 CPU cores shared with other work
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def served(tiny_chatbot, tmp_path):
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    config = AppConfig(model=tiny_chatbot, data_dir=tmp_path / "data", bootstrap_rounds=20)
+    app = ChatApp(config)
+    demo = build_app(config, app)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_style()
+    )
+    yield url, app
+    demo.close()
+
+
+def test_chat_and_ab_vote_in_a_real_browser(served, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, app = served
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(url)
+            expect(page.get_by_text("dialogue checkpoint")).to_be_visible()  # the model status line
+
+            # chat: type, press Enter, a reply appears under the message
+            box = page.get_by_placeholder("Type a message and press Enter")
+            box.fill("hi, how are you?")
+            box.press("Enter")
+            expect(page.locator('[data-testid="user"]').first).to_contain_text("hi, how are you?")
+            expect(page.locator('[data-testid="bot"]').first).not_to_be_empty()
+            expect(page.get_by_text("tokens/s")).to_be_visible()
+            page.screenshot(path=tmp_path / "chat.png", full_page=True)
+
+            # A/B: one message, two replies side by side, then a vote
+            page.get_by_role("tab", name="A/B compare").click()
+            box = page.get_by_placeholder("Type a message for A and B")
+            box.fill("what do you do for fun?")
+            box.press("Enter")
+            vote = page.get_by_role("button", name="Left is better")
+            expect(vote).to_be_enabled()
+            page.screenshot(path=tmp_path / "ab_replies.png", full_page=True)
+            vote.click()
+            expect(page.get_by_text("Vote stored.")).to_be_visible()
+            expect(page.get_by_text("continues the conversation").first).to_be_visible()
+            page.screenshot(path=tmp_path / "ab_voted.png", full_page=True)
+        finally:
+            browser.close()
+
+    [stored] = app.store.votes()
+    assert stored.winner == ("B" if stored.swapped else "A")  # "left" was A unless blind mode swapped
+    assert stored.conversation == [{"role": "user", "content": "what do you do for fun?"}]
+    assert (tmp_path / "ab_voted.png").stat().st_size > 10_000
