@@ -550,7 +550,7 @@ class ChatApp:
         for screen in ("left", "right"):
             panel = pair.panel(screen)
             if not pair.revealed:
-                labels.append(f"{screen.capitalize()} reply (settings hidden until you vote)")
+                labels.append(f"{screen.capitalize()} · settings hidden until you vote")
                 continue
             label = f"{screen.capitalize()}: {panel} · {setting_label(pair.settings_of(panel), self.presets)}"
             labels.append(label + (" · continues the conversation" if pair.continued == panel else ""))
@@ -781,11 +781,13 @@ def build_app(config: AppConfig | None = None, app: ChatApp | None = None) -> gr
                 choices=app.known_models,
                 value=app.known_models[0],
                 allow_custom_value=True,
-                label="Model: a checkpoint folder or hub id",
+                show_label=False,
+                container=False,
+                info=None,
                 scale=5,
             )
-            load_model = gr.Button("Load model", scale=1)
-        model_info = gr.Markdown(elem_classes="stats")
+            load_model = gr.Button("Load model", scale=1, min_width=120)
+        model_info = gr.Markdown("Type a checkpoint folder or hub id above to switch models.", elem_classes="stats")
 
         with gr.Tab("Chat"):
             with gr.Row():
@@ -855,10 +857,10 @@ def build_app(config: AppConfig | None = None, app: ChatApp | None = None) -> gr
                             )
                             continue_right = gr.Button("Continue with right", size="sm", interactive=False)
                     with gr.Row():
-                        vote_left = gr.Button("← Left is better", variant="primary", interactive=False)
+                        vote_left = gr.Button("← Left better", variant="primary", interactive=False)
                         vote_tie = gr.Button("Tie", interactive=False)
                         vote_bad = gr.Button("Both bad", interactive=False)
-                        vote_right = gr.Button("Right is better →", variant="primary", interactive=False)
+                        vote_right = gr.Button("Right better →", variant="primary", interactive=False)
                     ab_notice = gr.Markdown(elem_classes="notice")
                     with gr.Row(equal_height=True):
                         blind = gr.Checkbox(value=True, label="Blind: random sides, settings hidden until you vote")
@@ -870,7 +872,7 @@ def build_app(config: AppConfig | None = None, app: ChatApp | None = None) -> gr
                     gr.Markdown("### Settings B")
                     preset_b, controls_b = sampling_panel(app.presets, default_b, "B")
             with gr.Accordion("Leaderboard of the settings compared so far", open=True):
-                board = gr.Dataframe(headers=TABLE_HEADERS, value=app.leaderboard_rows, interactive=False, wrap=True)
+                board = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True)
                 with gr.Row(equal_height=True):
                     refresh = gr.Button("Refresh", size="sm")
                     export_csv = gr.Button("Export CSV", size="sm")
@@ -882,6 +884,8 @@ def build_app(config: AppConfig | None = None, app: ChatApp | None = None) -> gr
 
         # -- wiring: every handler goes through ui_errors; generating ones share one queue limit --
         demo.load(ui_errors(app.page_load), [session], [model_info, persona_note, ab_persona_note], api_name=False)
+        # the leaderboard is read when a page opens, not when the app is built: building creates no files
+        demo.load(ui_errors(app.leaderboard_rows), None, [board], api_name=False)
         load_model.click(
             ui_errors(app.switch_model),
             [session, model_box],

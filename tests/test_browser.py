@@ -66,6 +66,8 @@ def test_chat_and_ab_vote_in_a_real_browser(served, tmp_path):
             expect(page.locator('[data-testid="user"]').first).to_contain_text("hi, how are you?")
             expect(page.locator('[data-testid="bot"]').first).not_to_be_empty()
             expect(page.get_by_text("tokens/s")).to_be_visible()
+            page.get_by_text("Why this reply").click()  # the candidates, the chosen one marked
+            expect(page.get_by_text("rejected because")).to_be_visible()
             page.screenshot(path=tmp_path / "chat.png", full_page=True)
 
             # A/B: one message, two replies side by side, then a vote
@@ -73,7 +75,7 @@ def test_chat_and_ab_vote_in_a_real_browser(served, tmp_path):
             box = page.get_by_placeholder("Type a message for A and B")
             box.fill("what do you do for fun?")
             box.press("Enter")
-            vote = page.get_by_role("button", name="Left is better")
+            vote = page.get_by_role("button", name="Left better")
             expect(vote).to_be_enabled()
             page.screenshot(path=tmp_path / "ab_replies.png", full_page=True)
             vote.click()
