@@ -9,18 +9,19 @@ import socket
 import threading
 import warnings
 
-import gradio as gr
 import pytest
 
-from chatbot.app import (
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no calls home
+import gradio as gr  # noqa: E402
+
+from chatbot.app import build_app, parse_auth
+from chatbot.app_actions import ChatApp, ui_errors
+from chatbot.app_state import (
     CONTROL_FIELDS,
     AppConfig,
-    ChatApp,
     ModelRegistry,
-    build_app,
     clean_message,
     messages,
-    parse_auth,
     parse_seed,
     ranking_identity,
     render_stream,
@@ -28,8 +29,6 @@ from chatbot.app import (
 )
 from chatbot.errors import ChatbotError, ModelLoadError
 from chatbot.sampling import PRESETS, SamplingSettings
-
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 # one panel's inputs: preset, then CONTROL_FIELDS; short replies keep the suite fast on 2 shared cores
 STREAM = ["top-p", "sample", 0.7, 0.9, 0, 5, 1.0, 1.0, 0, 12, 1, ""]  # one candidate: streams word by word
@@ -197,8 +196,6 @@ def test_save_and_load_a_conversation(app, tmp_path):
 
 
 def test_switch_model_keeps_the_current_one_on_a_bad_folder(app, tiny_chatbot, tmp_path):
-    from chatbot.app import ui_errors
-
     session = app.new_session()
     with pytest.raises(gr.Error, match="not a model folder|no such model folder"):
         ui_errors(app.switch_model)(session, str(tmp_path))

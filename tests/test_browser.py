@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.app import AppConfig, ChatApp, build_app, launch_style
+from chatbot.app import build_app, launch_style
+from chatbot.app_actions import ChatApp
+from chatbot.app_state import AppConfig
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
