@@ -320,9 +320,17 @@ class ChatApp:
                         streamed, withdrawn = value.text, []
                     shown[screens[panel]] = render_stream(streamed, withdrawn, cursor=kind != cm.FINAL)
                     yield gr.skip(), *self.ab_view(session, notice or "", shown["left"], shown["right"])
+                if session.cancel.is_set():
+                    break
         except BaseException:
             session.ab_turns.pop()  # no half-answered message stays in the shared history
             raise
+        if session.cancel.is_set():
+            # a cut-short reply is no fair comparison: nothing to vote on, the message goes back to the box
+            session.ab_turns.pop()
+            stopped = "Stopped: nothing was added to the conversation or the votes. Send the message again."
+            yield text, *self.ab_view(session, stopped, shown["left"], shown["right"])
+            return
         session.pair = ABPair(
             reply_a=replies["A"],
             reply_b=replies["B"],

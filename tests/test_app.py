@@ -181,6 +181,25 @@ def test_stop_ends_the_stream_and_keeps_what_was_shown(app):
     assert session.chat.turns == ["tell me a long story"]  # no reply recorded; the next message joins this turn
 
 
+def test_stopped_ab_turn_leaves_nothing_to_vote_on(app):
+    session = app.new_session()
+    stream = app.ab_send(session, "hi", "", False, "", *STREAM, *GREEDY)
+    next(stream)
+    app.stop(session)
+    *_, last = drain(stream)
+    assert last[0] == "hi" and "Stopped" in last[-1]  # the message is back in the box
+    assert session.ab_turns == [] and session.pair is None and app.store.count() == 0
+
+
+def test_generations_share_one_bounded_queue(tiny_chatbot, tmp_path):
+    demo = build_app(AppConfig(model=tiny_chatbot, data_dir=tmp_path, concurrency=3))
+    fns = {fn.api_name: fn for fn in demo.fns.values()}
+    for name in ("chat_send", "chat_retry", "ab_send"):
+        assert (fns[name].concurrency_id, fns[name].concurrency_limit) == ("generate", 3)
+    assert fns["stop"].concurrency_limit is None  # Stop never waits behind what it stops
+    assert not list(tmp_path.iterdir())  # building the page created no files
+
+
 def test_save_and_load_a_conversation(app, tmp_path):
     session = app.new_session()
     drain(app.chat_send(session, "hi, how are you?", "i love hiking.", *STREAM))
