@@ -314,16 +314,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``chatbot serve``: load the model, print the data folder, serve until interrupted."""
-    args = parse_args(argv)
+def config_from_args(args: argparse.Namespace) -> tuple[AppConfig, tuple[str, str] | None]:
+    """The app's configuration and login from ``chatbot serve`` flags (a bad presets file or --auth raises)."""
     config = AppConfig(
         model=args.model,
         data_dir=Path(args.data_dir).expanduser().resolve() if args.data_dir else default_data_dir(),
         presets=load_presets(args.presets_file),
         concurrency=max(1, args.concurrency),
     )
-    auth = parse_auth(args.auth)
+    return config, parse_auth(args.auth)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``chatbot serve``: load the model, print the data folder, serve until interrupted."""
+    args = parse_args(argv)
+    config, auth = config_from_args(args)
     app = ChatApp(config)
     app.registry.get(config.model)  # load now: a bad --model fails with one line, before the server starts
     config.data_dir.mkdir(parents=True, exist_ok=True)

@@ -301,10 +301,11 @@ def reply_stats(reply: cm.Reply | None, label: str = "") -> str:
     """One line under the chat: tokens/s of the last reply and how it was chosen."""
     if reply is None:
         return ""
-    t = reply.timings
-    parts = [f"**{t.tokens_per_s:.0f} tokens/s** ({t.new_tokens} tokens in {t.generation_ms / 1000:.2f} s)"]
+    t, n, bad = reply.timings, len(reply.candidates), len(reply.rejected)
+    # several candidates are generated together: the speed counts every token of every candidate
+    over = f" over {n} candidates" if n > 1 else ""
+    parts = [f"**{t.tokens_per_s:.0f} tokens/s** ({t.new_tokens} tokens{over} in {t.generation_ms / 1000:.2f} s)"]
     parts.append(f"reply in {t.total_ms / 1000:.2f} s, filters {t.filter_ms:.0f} ms")
-    n, bad = len(reply.candidates), len(reply.rejected)
     parts.append(f"{n} candidate{'s' * (n != 1)}, {bad} rejected" + (", 1 retry" if reply.attempts > 1 else ""))
     if label:
         parts.append(label)
@@ -317,7 +318,7 @@ def reply_stats(reply: cm.Reply | None, label: str = "") -> str:
     return " · ".join(parts)
 
 
-def render_stream(shown: str, withdrawn: list[str], cursor: bool = True) -> str:
+def render_stream(shown: str, withdrawn: list[tuple[str, str]], cursor: bool = True) -> str:
     """A reply being streamed: withdrawn attempts struck through, then the current text."""
     lines = [f"~~{text.strip()}~~ *(withdrawn: {reason}; regenerating)*" for text, reason in withdrawn]
     return "\n\n".join([*lines, shown + (" ▌" if cursor else "")]).strip()

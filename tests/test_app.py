@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no calls home
 import gradio as gr  # noqa: E402
 
-from chatbot.app import build_app, parse_auth
+from chatbot.app import build_app, config_from_args, parse_args, parse_auth
 from chatbot.app_actions import ChatApp, ui_errors
 from chatbot.app_state import (
     CONTROL_FIELDS,
@@ -84,6 +84,27 @@ def test_seed_box_and_auth_parsing():
     assert parse_auth("me:pa:ss") == ("me", "pa:ss") and parse_auth(None) is None
     with pytest.raises(ChatbotError, match="user:password"):
         parse_auth("nopassword")
+
+
+def test_serve_flags_defaults_and_presets_file(tmp_path):
+    config, auth = config_from_args(parse_args([]))
+    assert (config.model, auth, config.concurrency) == (
+        None,
+        None,
+        2,
+    ) and config.data_dir.name == "gpt2-dialogue-chatbot"
+    args = parse_args(["--host", "0.0.0.0", "--port", "8000", "--share"])
+    assert (args.host, args.port, args.share) == ("0.0.0.0", 8000, True)
+    assert (parse_args([]).host, parse_args([]).port, parse_args([]).share) == ("127.0.0.1", 7860, False)
+    presets = tmp_path / "presets.json"
+    presets.write_text('{"warm": {"base": "top-p", "temperature": 1.0}}')
+    argv = ["--model", "m", "--auth", "me:pw", "--data-dir", str(tmp_path / "d"), "--presets-file", str(presets)]
+    config, auth = config_from_args(parse_args(argv))
+    assert auth == ("me", "pw") and config.data_dir == (tmp_path / "d").resolve() and config.model == "m"
+    assert config.presets["warm"].temperature == 1.0 and "top-p" in config.presets
+    presets.write_text("{broken")
+    with pytest.raises(ChatbotError, match="not valid JSON"):
+        config_from_args(parse_args(["--presets-file", str(presets)]))
 
 
 def test_ranking_identity_ignores_the_seed():
