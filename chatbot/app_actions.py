@@ -177,7 +177,7 @@ class ChatApp:
                 yield (
                     self._chat_view(session),
                     candidate_rows(value),
-                    reply_stats(value, setting_label(settings, self.presets)),
+                    reply_stats(value, setting_label(settings, self.presets), bot.filters.user_profanity),
                 )
                 return
             yield self._chat_view(session, render_stream(shown, withdrawn)), gr.skip(), gr.skip()

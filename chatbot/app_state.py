@@ -297,7 +297,15 @@ def candidate_rows(reply: cm.Reply | None) -> list[list]:
     ]
 
 
-def reply_stats(reply: cm.Reply | None, label: str = "") -> str:
+# what the conversation manager did with profanity in the user's message (FilterSettings.user_profanity)
+USER_PROFANITY_NOTES = {
+    "mask": "your message had profanity: the model saw it masked",
+    "keep": "your message had profanity: the model saw it as typed",
+    "refuse": "your message had profanity: the bot does not answer it",
+}
+
+
+def reply_stats(reply: cm.Reply | None, label: str = "", user_profanity: str = "mask") -> str:
     """One line under the chat: tokens/s of the last reply and how it was chosen."""
     if reply is None:
         return ""
@@ -315,6 +323,8 @@ def reply_stats(reply: cm.Reply | None, label: str = "") -> str:
         parts.append("stopped")
     if reply.truncated:
         parts.append(f"context cut to the last {reply.kept_utterances} utterances")
+    if reply.user_profanity:
+        parts.append(USER_PROFANITY_NOTES.get(user_profanity, "your message had profanity"))
     return " · ".join(parts)
 
 

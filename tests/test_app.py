@@ -158,6 +158,28 @@ def test_chat_send_streams_a_reply_with_candidates_and_speed(app):
     assert session.chat.persona == ["i like dogs."]
 
 
+def test_stats_line_says_what_happened_to_the_reply():
+    from chatbot.app_state import reply_stats
+    from chatbot.conversation import Reply, Timings
+    from chatbot.generation import Candidate
+
+    reply = Reply(
+        text="fine, thanks.",
+        candidates=[Candidate("fine, thanks.", n_tokens=4), Candidate("a rude word", n_tokens=2, rejected="profanity")],
+        chosen=0,
+        timings=Timings(generation_ms=500, filter_ms=3, total_ms=520, new_tokens=6),
+        user_profanity=True,
+        truncated=True,
+        kept_utterances=3,
+    )
+    assert reply_stats(reply, "top-p", "mask") == (
+        "**12 tokens/s** (6 tokens over 2 candidates in 0.50 s) · reply in 0.52 s, filters 3 ms · "
+        "2 candidates, 1 rejected · top-p · context cut to the last 3 utterances · "
+        "your message had profanity: the model saw it masked"
+    )
+    assert reply_stats(None) == ""
+
+
 def test_empty_message_is_ignored_with_a_hint(app):
     session = app.new_session()
     with warnings.catch_warnings(record=True) as caught:
