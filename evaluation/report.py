@@ -12,6 +12,7 @@ import html
 import json
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def turns_section(result: EvaluationResult, files: dict[str, str]) -> list[Block
     ]
 
 
-def failures_section(result: EvaluationResult, files: dict[str, str], per_label: int = 2) -> list[Block]:
+def failures_section(result: EvaluationResult, files: dict[str, str], per_label: int = 4) -> list[Block]:
     settings = [*result.settings, *([result.human] if result.human else [])]
     rows = [
         [s.name, *(str(s.failures.get(label, 0)) for label in LABELS), str(s.failures.get("any", 0))] for s in settings
@@ -193,16 +194,26 @@ def failures_section(result: EvaluationResult, files: dict[str, str], per_label:
         Block("table", headers=["setting", *LABELS, "any"], rows=rows),
     ]
     example_rows = []
+    presets = [s for s in result.settings if s.kind == "preset"]
     for label in LABELS:
-        for s in result.settings:
-            if s.kind != "preset":
-                continue
-            for i in examples_of(s.labels, label, per_label):
-                context = result.examples[i].context[-1]
-                example_rows.append([label, s.name, context, s.replies[i] or "(empty)"])
+        # first the first example of every preset, then the second..., at most `per_label` rows a label
+        picks = [
+            (s, i) for rank in range(per_label) for s in presets for i in examples_of(s.labels, label, rank + 1)[rank:]
+        ]
+        for s, i in picks[:per_label]:
+            example_rows.append([label, s.name, result.examples[i].context[-1], s.replies[i] or "(empty)"])
     if example_rows:
         blocks += [Block("p", "Examples (the user's last message, then the reply):")]
         blocks += [Block("table", headers=["label", "setting", "user said", "reply"], rows=example_rows)]
+    frequent_rows = []
+    for s in presets:
+        counts = Counter(r.strip().lower() for r in s.replies)
+        top = [f"{text or '(empty)'} ×{n}" for text, n in counts.most_common(3) if n > 1]
+        frequent_rows.append([s.name, "; ".join(top) or "no reply given twice"])
+    blocks += [
+        Block("p", "Most frequent replies (canned answers are what the generic label catches):"),
+        Block("table", headers=["setting", "top replies × count"], rows=frequent_rows),
+    ]
     return blocks
 
 

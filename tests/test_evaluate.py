@@ -61,7 +61,9 @@ def report(tiny_chatbot, dialogues, votes_file, tmp_path_factory):
         "--multiturn-dialogues", "3", "--multiturn-turns", "5", "--votes", str(votes_file),
         "--output", str(folder / "out"), "--no-progress", "--no-wordnet-download",
     ]  # fmt: skip
-    assert main(argv) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CHATBOT_CACHE_DIR", str(folder / "cache"))  # a WordNet copy goes here, not to ~/.cache
+        assert main(argv) == 0
     return folder / "out"
 
 
@@ -197,3 +199,33 @@ def test_packaged_minilm_separates_on_and_off_topic():
     on = coherence_scores(embedder, contexts, ["pizza, for sure.", "yes, a dog named max."], CoherenceConfig())
     off = coherence_scores(embedder, contexts, ["the train leaves at noon.", "i study biology."], CoherenceConfig())
     assert np.all(on > 0.3) and np.all(off < on - 0.15)
+
+
+def test_hits_at_1_ranks_the_gold_candidate(tiny_chatbot, dialogues):
+    from chatbot.checkpoint import load_chatbot
+    from evaluation.hits import candidate_lists, hits_at_1, mean_nll
+
+    loaded = load_chatbot(tiny_chatbot)
+    turns = dialogues[0]
+    distractors = [f"distractor number {i}" for i in range(19)]
+    data = [Dialogue(turns=turns, candidates=[[], distractors + [turns[1]], distractors[:5] + [turns[2]]])]
+    assert len(candidate_lists(data)) == 1  # only the 20-candidate list counts
+    result = hits_at_1(loaded, data)
+    assert result.examples == 1 and result.hits_at_1 in (0.0, 1.0) and result.n_candidates == 20
+    scores = mean_nll(loaded.model, loaded.tokenizer, loaded.format, turns[:1], [turns[1], turns[1]], [])
+    assert scores[0] == pytest.approx(scores[1]) and scores[0] > 0  # same reply, same batch: same mean NLL
+    assert hits_at_1(loaded, [Dialogue(turns=turns)]) is None
+
+
+def test_hits_at_1_counts_the_gold_as_last(monkeypatch, dialogues):
+    from types import SimpleNamespace
+
+    import evaluation.hits as hits
+
+    loaded = SimpleNamespace(model=None, tokenizer=None, format=None)
+    turns = dialogues[0]
+    data = [Dialogue(turns=turns, candidates=[[], [f"c{i}" for i in range(19)] + [turns[1]], []])]
+    monkeypatch.setattr(hits, "mean_nll", lambda *a: np.arange(20, 0, -1.0))  # the last has the lowest NLL
+    assert hits.hits_at_1(loaded, data).hits_at_1 == 1.0
+    monkeypatch.setattr(hits, "mean_nll", lambda *a: np.arange(20.0))
+    assert hits.hits_at_1(loaded, data).hits_at_1 == 0.0
