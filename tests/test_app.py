@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import warnings
 
 import pytest
@@ -144,6 +145,7 @@ def test_chat_send_streams_a_reply_with_candidates_and_speed(app):
     session = app.new_session()
     outputs = drain(app.chat_send(session, "hi, how are you?", "", *STREAM))
     assert outputs[0][0] == "" and outputs[0][1][-1] == {"role": "user", "content": "hi, how are you?"}
+    assert len(outputs) >= 3  # the message, the words as they come, the finished reply
     textbox, chat, why, stats, notice = outputs[-1]
     assert [m["role"] for m in chat] == ["user", "assistant"]
     assert chat[1]["content"] == session.last_reply.text == session.chat.turns[1]
@@ -222,6 +224,20 @@ def test_stop_ends_the_stream_and_keeps_what_was_shown(app):
     reply = session.last_reply
     assert reply.cancelled and reply.timings.new_tokens <= 1
     assert session.chat.turns == ["tell me a long story"]  # no reply recorded; the next message joins this turn
+
+
+def test_stop_mid_stream_keeps_the_words_shown(app):
+    session = app.new_session()
+    # slow the model down (10 ms a token) so Stop lands in the middle of a 100-token reply
+    app.bot(session).model.register_forward_hook(lambda *args: time.sleep(0.01))
+    long_reply = ["top-p", "sample", 1.0, 1.0, 0, 5, 1.0, 1.0, 0, 100, 1, "5"]
+    stream = app.chat_send(session, "tell me a long story", "", *long_reply)
+    next(stream), next(stream)  # the user's message, then the first streamed words
+    app.stop(session)
+    *_, (_, chat, _, stats, _) = drain(stream)
+    reply = session.last_reply
+    assert reply.cancelled and reply.timings.new_tokens < 100 and "stopped" in stats
+    assert chat[-1]["content"] == reply.text == session.chat.turns[-1]
 
 
 def test_stopped_ab_turn_leaves_nothing_to_vote_on(app):
