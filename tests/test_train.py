@@ -214,3 +214,17 @@ def test_torchrun_two_cpu_processes(tmp_path, plain_gpt2):
     assert state["global_step"] == 3
     assert load_chatbot(str(out)).is_dialogue_model
     assert json.loads((out / "metrics.json").read_text())["world_size"] == 2
+
+
+def test_export_writes_a_compact_fp16_chatbot(tmp_path, tiny_chatbot):
+    from safetensors import safe_open
+
+    from training.export import main as export_main
+
+    target = tmp_path / "compact"
+    assert export_main([tiny_chatbot, str(target)]) == 0
+    with safe_open(str(target / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    assert not list(target.glob("*.bin"))
+    loaded = load_chatbot(str(target))
+    assert loaded.is_dialogue_model and next(loaded.model.parameters()).dtype == torch.float32
