@@ -22,7 +22,7 @@ import sys
 import threading
 
 from chatbot.errors import ChatbotError, SettingsError
-from chatbot.sampling import FIELD_NAMES, SamplingSettings, add_sampling_arguments, settings_from_args
+from chatbot.sampling import FIELD_NAMES, SamplingSettings, add_sampling_arguments, preset_name, settings_from_args
 
 COMMANDS_HELP = "commands: /reset  /settings [field=value ...]  /save PATH  /quit"
 
@@ -96,12 +96,9 @@ def render_event(event, shown: str, out) -> str:
 
 
 def describe(bot, settings: SamplingSettings) -> str:
-    name = bot.name
-    from chatbot.sampling import preset_name
-
     preset = preset_name(settings)
     lines = [
-        f"model: {name}",
+        f"model: {bot.name}",
         f"sampling: {settings.describe()}" + (f" (preset {preset})" if preset else ""),
         f"identity: {settings.identity}",
         f"filters: {json.dumps(bot.filters.to_dict())}",

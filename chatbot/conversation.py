@@ -404,7 +404,8 @@ class Chatbot:
         for i, (history, persona) in enumerate(zip(contexts, personas, strict=True)):
             replies[i].user_profanity = reply_filter.user_has_profanity(history[-1]) if history else False
             if replies[i].user_profanity and filters.user_profanity == "refuse":
-                continue  # answered by the fallback below, no generation
+                replies[i].attempts = 0  # answered by the fallback below, no generation
+                continue
             prompts[i] = self.build_prompt(history, persona, settings, filters)
             replies[i].prompt_tokens = len(prompts[i].input_ids)
             replies[i].kept_utterances, replies[i].truncated = prompts[i].kept_utterances, prompts[i].truncated
@@ -489,9 +490,13 @@ class _StreamedReply:
         self.context = filter_context(self.history)
         self.start = time.perf_counter()
         self.reply = Reply(text="", settings=settings.identity)
+        if not self.history:
+            raise ChatbotError("nothing to reply to: the history is empty")
         self.reply.user_profanity = self.check.user_has_profanity(self.history[-1])
         self.prompt = None
-        if not (self.reply.user_profanity and filters.user_profanity == "refuse"):
+        if self.reply.user_profanity and filters.user_profanity == "refuse":
+            self.reply.attempts = 0
+        else:
             self.prompt = bot.build_prompt(self.history, persona, settings, filters)
             self.reply.prompt_tokens = len(self.prompt.input_ids)
             self.reply.kept_utterances, self.reply.truncated = self.prompt.kept_utterances, self.prompt.truncated

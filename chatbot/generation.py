@@ -140,8 +140,8 @@ def generate_candidates(
     input_ids, attention_mask = left_pad(prompts, pad_id)
     input_ids, attention_mask = input_ids.to(model.device), attention_mask.to(model.device)
     kwargs = _generate_kwargs(settings, stop_ids, pad_id)
-    start = time.perf_counter()
     with generation_lock(settings.seed), torch.inference_mode():
+        start = time.perf_counter()  # after the lock: another conversation's turn is not our cost
         out = model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -245,8 +245,8 @@ class GenerationStream:
 
     def _run(self) -> None:
         try:
-            start = time.perf_counter()
             with generation_lock(self.settings.seed), torch.inference_mode():
+                start = time.perf_counter()
                 out = self._model.generate(**self._kwargs)
                 logprobs = self._model.compute_transition_scores(out.sequences, out.logits, normalize_logits=True)
             self.seconds = time.perf_counter() - start

@@ -97,3 +97,21 @@ def test_parse_assignments():
     assert settings.strategy == "greedy" and settings.seed is None
     with pytest.raises(SettingsError, match="field=value"):
         parse_assignments(["colour=red"], PRESETS["top-p"])
+
+
+def test_terminal_rendering_of_a_withdrawn_reply():
+    import io
+
+    from chatbot.chat import render_event
+    from chatbot.conversation import Reply, StreamEvent
+
+    out = io.StringIO()
+    shown = ""
+    for event in [
+        StreamEvent("delta", "you "),
+        StreamEvent("withdraw", "profanity (b****)"),
+        StreamEvent("delta", "sorry."),
+        StreamEvent("final", Reply(text="sorry.")),
+    ]:
+        shown = render_event(event, shown, out)
+    assert out.getvalue() == "you \n     [withdrawn: profanity (b****); regenerating]\nbot> sorry.\n"

@@ -382,3 +382,25 @@ def test_reply_batch_one_reply_per_context_matches_single_replies(bot):
 def test_reply_batch_checks_personas(bot):
     with pytest.raises(ValueError, match="personas"):
         bot.reply_batch([["hi"]], FAST, personas=[[], []])
+
+
+def test_plain_causal_lm_joins_turns_with_end_of_text(tiny_chatbot, tmp_path):
+    folder = shutil.copytree(tiny_chatbot, tmp_path / "plain")
+    (folder / "chatbot.json").unlink()  # no chatbot settings: loaded as a plain causal LM, DialoGPT style
+    plain = Chatbot.load(folder, sampling=FAST)
+    assert not plain.dialogue and plain.stop_ids == [plain.tokenizer.eos_token_id]
+    prompt = plain.build_prompt(["hi", "hello!", "how are you?"], persona=["ignored."])
+    eos = plain.tokenizer.eos_token_id
+    assert prompt.input_ids.count(eos) == 3 and prompt.input_ids[-1] == eos
+    reply = plain.generate_reply(["hi"], settings=FAST.replace(num_candidates=2))
+    assert len(reply.candidates) >= 2
+
+
+def test_bot_level_conveniences_match_the_app_adapter(bot, fake, fake_stream):
+    fake([("fine.", -0.1)])
+    conv = bot.new_conversation(persona="p.")
+    assert bot.reply(conv, "hi").text == "fine."
+    fake_stream(["good ", "day"])
+    events = list(bot.stream(conv, "and you?", STREAM, cancel=threading.Event()))
+    assert events[-1].kind == FINAL and conv.turns[-1] == "good day"
+    assert bot.persona_trained is False

@@ -1,0 +1,1 @@
+"""Hand-run benchmarks (not part of CI): ``python -m evaluation.benchmarks.<name>``."""
