@@ -4,13 +4,14 @@
     chatbot evaluate --data persona.json --presets greedy,top-p --grid "temperature=0.5,0.7,1.0;top_p=0.8,0.9,0.95" \\
         --votes ~/.local/share/gpt2-dialogue-chatbot/votes.sqlite3 --output reports/grid
 
-Writes REPORT_DIR/metrics.json (per setting), replies.jsonl (every context, reference and reply),
+Writes to the --output folder: metrics.json (per setting), replies.jsonl (every context, reference and reply),
 conversations.jsonl (multi-turn transcripts), report.md and report.html with PNG plots.
 Without --model the embedded default chatbot is evaluated.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import sys
@@ -31,7 +32,10 @@ def parse_args(argv: list[str]) -> tuple[EvalConfig, CoherenceConfig, FailureCon
     """Flags come from the config dataclasses' fields and help metadata (``--a-b`` and ``--a_b`` both work)."""
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(CONFIGS, prog="chatbot evaluate", description=__doc__.split("\n\n")[0])
+    class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        """Defaults in the help, and the module docstring's command lines kept as written."""
+
+    parser = HfArgumentParser(CONFIGS, prog="chatbot evaluate", description=__doc__, formatter_class=Formatter)
     try:
         return tuple(parser.parse_args_into_dataclasses(args=argv))
     except ValueError as exc:  # a config's __post_init__ (SettingsError is a ValueError)

@@ -35,7 +35,9 @@ class EvalConfig:
 
     data: str = field(metadata={"help": "dialogue source: chitchat, a .json/.txt/.jsonl path, or hf:NAME"})
     output: str = field(metadata={"help": "report folder (metrics.json, replies.jsonl, report.md/.html, plots)"})
-    model: str | None = field(default=None, metadata={"help": "checkpoint folder or hub id (default: embedded)"})
+    model: str | None = field(
+        default=None, metadata={"help": "checkpoint folder or hub id; none = the embedded default model"}
+    )
     split: str = field(default="test", metadata={"help": "data split: train, valid, test or all"})
     presets: str = field(default=DEFAULT_PRESETS, metadata={"help": "comma-separated presets to compare"})
     presets_file: str | None = field(default=None, metadata={"help": "JSON file of extra presets"})
@@ -45,7 +47,9 @@ class EvalConfig:
     )
     reference: str = field(default="top-p", metadata={"help": "preset every setting is compared with"})
     limit: int = field(default=200, metadata={"help": "contexts evaluated, spread over dialogues (0 = all)"})
-    votes: str | None = field(default=None, metadata={"help": "votes.sqlite of the web app (or its data folder)"})
+    votes: str | None = field(
+        default=None, metadata={"help": "the web app's votes.sqlite3 (or its --data-dir) to summarise"}
+    )
     batch_size: int = field(default=16, metadata={"help": "contexts decoded per batched generate call"})
     bootstrap_rounds: int = field(default=1000, metadata={"help": "bootstrap resamples for the 95 percent intervals"})
     seed: int = field(default=0, metadata={"help": "seed of context selection, sampling and bootstrap"})
