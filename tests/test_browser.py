@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -49,6 +50,14 @@ def served(tiny_chatbot, tmp_path):
     demo.close()
 
 
+def local_only(route) -> None:
+    """Let requests to the app through; abort anything else."""
+    if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
+        route.continue_()
+    else:
+        route.abort()
+
+
 def test_chat_and_ab_vote_in_a_real_browser(served, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -58,6 +67,7 @@ def test_chat_and_ab_vote_in_a_real_browser(served, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(TIMEOUT_MS)
+            page.route("**/*", local_only)  # tests never reach the network, even for a font
             page.goto(url)
             expect(page.get_by_text("dialogue checkpoint")).to_be_visible()  # the model status line
 
