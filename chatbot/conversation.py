@@ -204,6 +204,27 @@ def mark_rejected(candidate: Candidate, reason: str | None, reply_filter: ReplyF
         candidate.raw_text = reply_filter.profanity.mask(candidate.raw_text)
 
 
+def add_candidates(
+    reply: Reply, candidates: list[Candidate], context: FilterContext, reply_filter: ReplyFilter, generation_ms: float
+) -> bool:
+    """Filter one attempt's candidates into ``reply`` and choose the best; False when every one failed."""
+    reply.attempts = max((c.attempt for c in candidates), default=reply.attempts)
+    reply.timings.generation_ms += generation_ms
+    reply.timings.new_tokens += sum(c.n_tokens for c in candidates)
+    start = time.perf_counter()
+    for candidate in candidates:
+        mark_rejected(candidate, reply_filter.check(candidate.text, context, candidate.raw_text), reply_filter)
+    best = rank(candidates)
+    reply.timings.filter_ms += (time.perf_counter() - start) * 1000
+    offset = len(reply.candidates)
+    reply.candidates += candidates
+    if not best:
+        return False
+    reply.chosen = offset + best[0]
+    reply.text = reply.candidates[reply.chosen].text
+    return True
+
+
 def choose_fallback(fallbacks: Sequence[str], recent_bot: Sequence[str]) -> str:
     """The first fallback reply that does not repeat what the bot just said."""
     for text in fallbacks:
@@ -431,26 +452,11 @@ class Chatbot:
                 attempt=attempt,
             )
             share = result.seconds * 1000 / len(pending)
-            still_failing = []
-            for i, candidates in zip(pending, result.candidates, strict=True):
-                reply = replies[i]
-                reply.attempts = attempt
-                reply.timings.generation_ms += share
-                reply.timings.new_tokens += sum(c.n_tokens for c in candidates)
-                t0 = time.perf_counter()
-                context = filter_context(contexts[i])
-                for c in candidates:
-                    mark_rejected(c, reply_filter.check(c.text, context, c.raw_text), reply_filter)
-                offset = len(reply.candidates)
-                reply.candidates += candidates
-                best = rank(candidates)
-                reply.timings.filter_ms += (time.perf_counter() - t0) * 1000
-                if best:
-                    reply.chosen = offset + best[0]
-                    reply.text = reply.candidates[reply.chosen].text
-                else:
-                    still_failing.append(i)
-            pending = still_failing
+            pending = [
+                i
+                for i, candidates in zip(pending, result.candidates, strict=True)
+                if not add_candidates(replies[i], candidates, filter_context(contexts[i]), reply_filter, share)
+            ]
         for i, reply in enumerate(replies):
             if reply.chosen is None:
                 reply.fallback = True

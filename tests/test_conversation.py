@@ -404,3 +404,14 @@ def test_bot_level_conveniences_match_the_app_adapter(bot, fake, fake_stream):
     events = list(bot.stream(conv, "and you?", STREAM, cancel=threading.Event()))
     assert events[-1].kind == FINAL and conv.turns[-1] == "good day"
     assert bot.persona_trained is False
+
+
+def test_saved_chats_load_as_training_dialogues(bot, fake, tmp_path):
+    from training.data import load_dialogues
+
+    fake([("i am fine, thanks.", -0.2)])
+    conv = bot.new_conversation(persona=["i like dogs."])
+    conv.reply("hi, how are you?")
+    path = conv.save(tmp_path / "chats.jsonl")
+    dialogues, report = load_dialogues(str(path), split="all")
+    assert [d.to_json() for d in dialogues] == [conv.to_record()] and report.kept == 1
