@@ -82,6 +82,9 @@ def test_finetune_base_model_loss_goes_down_and_checkpoint_reloads(tmp_path, pla
     ids = loaded.ids
     assert loaded.model.get_input_embeddings().weight.shape[0] >= ids.eot + 1  # new tokens got embeddings
     assert ids.eot in loaded.model.generation_config.eos_token_id
+    from chatbot.filters import FilterSettings
+
+    assert FilterSettings.from_dict(loaded.settings.filters) == FilterSettings()  # filter defaults saved
 
 
 def test_init_from_keeps_tokens_and_settings(tmp_path, plain_gpt2):

@@ -98,6 +98,10 @@ def apply_overrides(cfg: TrainConfig, settings: ChatbotSettings, model, train: l
         raise SettingsError(f"--max-length {fmt.max_length} exceeds the model's context of {context} tokens")
     settings.format = fmt
     settings.loss = cfg.loss
+    if not settings.filters:  # a retrained chatbot keeps its own filter defaults
+        from chatbot.filters import FilterSettings
+
+        settings.filters = FilterSettings().to_dict()
     settings.persona_trained = settings.persona_trained or any(d.persona for d in train)
     return settings
 
