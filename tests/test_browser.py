@@ -62,6 +62,7 @@ def test_chat_and_ab_vote_in_a_real_browser(served, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     url, app = served
+    expect.set_options(timeout=TIMEOUT_MS)  # assertions wait as long as actions do
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
