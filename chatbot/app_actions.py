@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import threading
 from pathlib import Path
@@ -47,7 +46,7 @@ from chatbot.app_state import (
     stream_chat,
 )
 from chatbot.errors import ChatbotError
-from chatbot.leaderboard import comparisons_from_votes, leaderboard, preset_names, table_rows
+from chatbot.leaderboard import comparisons_from_votes, leaderboard, preset_names, presets_json, table_rows
 from chatbot.sampling import SamplingSettings
 from chatbot.votes import Vote, VoteStore
 
@@ -399,7 +398,7 @@ class ChatApp:
         standings = leaderboard(
             comparisons_from_votes(self.store.votes()),
             names=preset_names(self.presets),
-            presets_json={name: json.loads(p.identity) for name, p in self.presets.items()},
+            presets_json=presets_json(self.presets),
             rounds=self.config.bootstrap_rounds,
         )
         return table_rows(standings)

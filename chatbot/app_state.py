@@ -7,7 +7,6 @@ calls on these values and :mod:`chatbot.app` lays out the page.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from chatbot import conversation as cm
 from chatbot.errors import ChatbotError
-from chatbot.leaderboard import preset_names, short_name
+from chatbot.leaderboard import preset_names, presets_json, short_name
 from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings
 
 logger = logging.getLogger(__name__)
@@ -262,8 +261,7 @@ def controls_from_settings(settings: SamplingSettings) -> list:
 
 def setting_label(settings: SamplingSettings, presets: dict[str, SamplingSettings]) -> str:
     """The name the leaderboard uses: the preset's ('top-p'), or the nearest preset and what differs."""
-    presets_json = {name: json.loads(p.identity) for name, p in presets.items()}
-    return short_name(ranking_identity(settings), preset_names(presets), presets_json)
+    return short_name(ranking_identity(settings), preset_names(presets), presets_json(presets))
 
 
 def ranking_identity(settings: SamplingSettings) -> str:

@@ -171,6 +171,11 @@ def preset_names(presets: Mapping[str, object]) -> dict[str, str]:
     return {settings.identity: name for name, settings in presets.items()}
 
 
+def presets_json(presets: Mapping[str, object]) -> dict[str, dict]:
+    """preset name -> its identity parsed (the settings that matter), what ``short_name`` compares against."""
+    return {name: json.loads(settings.identity) for name, settings in presets.items()}
+
+
 def short_name(identity: str, names: Mapping[str, str] | None = None, presets_json: Mapping[str, dict] | None = None):
     """A readable name for a setting: the preset's name when it equals one.
 

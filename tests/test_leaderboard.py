@@ -16,6 +16,7 @@ from chatbot.leaderboard import (
     comparisons_from_votes,
     leaderboard,
     preset_names,
+    presets_json,
     short_name,
     table_rows,
 )
@@ -93,6 +94,11 @@ def test_names_by_preset_nearest_preset_or_hash():
     assert short_name(warmer, names, PRESETS_JSON) == "top-p, temperature=1.0"
     assert short_name(warmer, names) == short_name(warmer, names) and short_name(warmer).startswith("custom-")
     assert short_name("not json", None, PRESETS_JSON).startswith("custom-")
+
+
+def test_presets_json_parses_each_identity():
+    presets = {"greedy": SimpleNamespace(identity=G), "top-p": SimpleNamespace(identity=P)}
+    assert presets_json(presets) == {"greedy": PRESETS_JSON["greedy"], "top-p": PRESETS_JSON["top-p"]}
 
 
 def test_comparisons_from_vote_objects():
