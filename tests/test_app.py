@@ -418,13 +418,16 @@ def test_served_errors_are_one_line_messages(served, tmp_path):
 def test_four_concurrent_sessions_never_see_each_other(served):
     url, _ = served
     clients = [client(url) for _ in range(4)]
-    results: dict[int, list] = {}
+    chats: dict[int, list] = {}
+    ab_chats: dict[int, list] = {}
     errors = []
 
     def talk(k):
         try:
             for turn in range(2):
-                results[k] = clients[k].predict(f"session {k} message {turn}", "", *STREAM, api_name="/chat_send")[1]
+                chats[k] = clients[k].predict(f"session {k} message {turn}", "", *STREAM, api_name="/chat_send")[1]
+            out = clients[k].predict(f"session {k} ab", "", False, "", *STREAM, *GREEDY, api_name="/ab_send")
+            ab_chats[k] = out[1]
         except Exception as exc:  # surfaced below: an assert in a thread would be lost
             errors.append(exc)
 
@@ -434,10 +437,10 @@ def test_four_concurrent_sessions_never_see_each_other(served):
     for t in threads:
         t.join(timeout=120)
     assert not errors
-    for k, chat in results.items():
-        users = [text_of(m) for m in chat if m["role"] == "user"]
-        assert users == [f"session {k} message 0", f"session {k} message 1"]
-    assert len(results) == 4
+    assert len(chats) == len(ab_chats) == 4
+    for k in range(4):
+        assert [text_of(m) for m in chats[k] if m["role"] == "user"] == [f"session {k} message {t}" for t in (0, 1)]
+        assert [text_of(m) for m in ab_chats[k]] == [f"session {k} ab"]
 
 
 def test_settings_json_round_trip_in_votes_names_presets(served):
