@@ -127,7 +127,7 @@ class ChatApp:
         except ChatbotError as exc:
             # the page still opens; the status says what to fix
             return f"**No model loaded:** {exc}", "", ""
-        hint = persona_hint(bot.persona_trained)
+        hint = persona_hint(bot.persona_trained, bot.dialogue)
         return model_status(bot), hint, hint
 
     def switch_model(self, session: Session, name: str | None):
@@ -139,7 +139,7 @@ class ChatApp:
         label = model or DEFAULT_MODEL_LABEL
         if label not in self.known_models:
             self.known_models.append(label)
-        hint = persona_hint(bot.persona_trained)
+        hint = persona_hint(bot.persona_trained, bot.dialogue)
         gr.Info(f"Switched to {label}")
         return gr.Dropdown(choices=self.known_models, value=label), model_status(bot), hint, hint
 

@@ -269,7 +269,10 @@ def ranking_identity(settings: SamplingSettings) -> str:
     return settings.replace(seed=None).identity
 
 
-def persona_hint(persona_trained: bool) -> str:
+def persona_hint(persona_trained: bool, dialogue: bool = True) -> str:
+    """What the persona box does with the loaded model."""
+    if not dialogue:
+        return "⚠️ This is a plain language model: it has no persona slot, so the persona is not used."
     if persona_trained:
         return "This model was trained with personas: it answers in character."
     return "⚠️ This model was **not trained with personas**: it sees the text, but will likely ignore it."

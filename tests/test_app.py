@@ -108,6 +108,14 @@ def test_serve_flags_defaults_and_presets_file(tmp_path):
         config_from_args(parse_args(["--presets-file", str(presets)]))
 
 
+def test_persona_hint_says_what_the_model_does_with_a_persona():
+    from chatbot.app_state import persona_hint
+
+    assert "answers in character" in persona_hint(True)
+    assert "not trained with personas" in persona_hint(False)
+    assert "not used" in persona_hint(False, dialogue=False)
+
+
 def test_ranking_identity_ignores_the_seed():
     top_p = PRESETS["top-p"]
     assert ranking_identity(top_p.replace(seed=3)) == ranking_identity(top_p) == top_p.identity
