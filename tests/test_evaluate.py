@@ -229,3 +229,20 @@ def test_hits_at_1_counts_the_gold_as_last(monkeypatch, dialogues):
     assert hits.hits_at_1(loaded, data).hits_at_1 == 1.0
     monkeypatch.setattr(hits, "mean_nll", lambda *a: np.arange(20.0))
     assert hits.hits_at_1(loaded, data).hits_at_1 == 0.0
+
+
+def test_report_rendering_escapes_replies():
+    from evaluation.report import Block, to_html, to_markdown
+
+    blocks = [
+        Block("h1", "t"),
+        Block("warn", "WordNet NOT FOUND"),
+        Block(
+            "table", headers=["setting", "reply"], rows=[["a", "<script>x</script> | **b**"]], classes=[["", "worse"]]
+        ),
+    ]
+    page = to_html(blocks)
+    assert "<script>x" not in page and "&lt;script&gt;" in page and '<td class="worse">' in page
+    assert 'class="warn"' in page and "<b>b</b>" in page
+    markdown = to_markdown(blocks)
+    assert "\\|" in markdown and "> **⚠ WARNING:** WordNet NOT FOUND" in markdown
