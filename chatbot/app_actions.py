@@ -191,6 +191,7 @@ class ChatApp:
         if notice:
             gr.Warning(notice)
         settings = self.settings(preset, *controls)
+        self.bot(session)  # a model that cannot load fails here, before the message is shown
         session.cancel.clear()  # a new request: from here on, Stop applies to it
         # show the user's message at once, the reply streams under it
         yield "", [*self._chat_view(session), {"role": "user", "content": text}], gr.skip(), gr.skip(), notice or ""

@@ -200,6 +200,16 @@ def test_empty_message_is_ignored_with_a_hint(app):
     assert session.chat is None
 
 
+def test_missing_model_is_a_one_line_error_before_anything_is_shown(tmp_path):
+    app = ChatApp(AppConfig(model=str(tmp_path / "nowhere"), data_dir=tmp_path))
+    session = app.new_session()
+    with pytest.raises(gr.Error, match="no such model folder"):
+        drain(ui_errors(app.chat_send)(session, "hi", "", *STREAM))
+    assert session.chat is None
+    status, *_ = app.page_load(session)
+    assert status.startswith("**No model loaded:**") and "no such model folder" in status
+
+
 def test_overlong_message_is_cut_with_a_visible_notice(app):
     app.config.max_message_chars = 30
     session = app.new_session()
