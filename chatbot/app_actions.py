@@ -31,6 +31,7 @@ from chatbot.app_state import (
     controls_from_settings,
     drop_last_exchange,
     load_chat,
+    local_checkpoints,
     messages,
     model_status,
     now_stamp,
@@ -97,7 +98,9 @@ class ChatApp:
         self.config = config
         self.presets = config.presets
         self.registry = registry or ModelRegistry(config.max_models)
-        self.known_models = [config.model or DEFAULT_MODEL_LABEL]
+        current = config.model or DEFAULT_MODEL_LABEL
+        others = [m for m in [DEFAULT_MODEL_LABEL, *local_checkpoints(config.checkpoints_dir)] if m != current]
+        self.known_models = [current, *others]  # the model box's choices; any other folder can be typed
         self._store: VoteStore | None = None
         self._store_lock = threading.Lock()
 

@@ -48,6 +48,7 @@ class AppConfig:
     max_models: int = 2  # checkpoints kept loaded at once across sessions (memory bound)
     bootstrap_rounds: int = 200
     queue_size: int = 64  # requests waiting beyond this are refused with 'queue full'
+    checkpoints_dir: Path = Path("runs")  # checkpoints found here are offered in the model box
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +103,15 @@ def save_chat(conversation: cm.Conversation, path: Path) -> Path:
 
 def load_chat(bot: cm.Chatbot, path: str) -> cm.Conversation:
     return cm.Conversation.load(bot, path)
+
+
+def local_checkpoints(root: Path, limit: int = 20) -> list[str]:
+    """Chatbot checkpoint folders under ``root`` (e.g. ./runs), newest first: choices for the model box."""
+    if not root.is_dir():
+        return []
+    found = {p.parent for pattern in ("*/chatbot.json", "*/*/chatbot.json") for p in root.glob(pattern)}
+    newest = sorted(found, key=lambda folder: folder.stat().st_mtime, reverse=True)
+    return [str(folder) for folder in newest[:limit]]
 
 
 # ---------------------------------------------------------------------------------------------

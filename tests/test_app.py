@@ -116,6 +116,20 @@ def test_persona_hint_says_what_the_model_does_with_a_persona():
     assert "not used" in persona_hint(False, dialogue=False)
 
 
+def test_model_box_offers_local_checkpoints(tmp_path, tiny_chatbot):
+    from chatbot.app_state import local_checkpoints
+
+    for name in ("a", "b/checkpoint-10", "not-a-checkpoint"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+    (tmp_path / "runs/a/chatbot.json").write_text("{}")
+    (tmp_path / "runs/b/checkpoint-10/chatbot.json").write_text("{}")
+    found = local_checkpoints(tmp_path / "runs")
+    assert sorted(found) == [str(tmp_path / "runs/a"), str(tmp_path / "runs/b/checkpoint-10")]
+    assert local_checkpoints(tmp_path / "nowhere") == []
+    app = ChatApp(AppConfig(model=tiny_chatbot, data_dir=tmp_path, checkpoints_dir=tmp_path / "runs"))
+    assert app.known_models[0] == tiny_chatbot and set(found) < set(app.known_models)
+
+
 def test_ranking_identity_ignores_the_seed():
     top_p = PRESETS["top-p"]
     assert ranking_identity(top_p.replace(seed=3)) == ranking_identity(top_p) == top_p.identity
