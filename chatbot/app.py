@@ -38,7 +38,7 @@ from chatbot.app_state import (  # noqa: E402
 )
 from chatbot.errors import ChatbotError  # noqa: E402
 from chatbot.leaderboard import TABLE_HEADERS  # noqa: E402
-from chatbot.sampling import DEFAULT_PRESET, SamplingSettings, load_presets  # noqa: E402
+from chatbot.sampling import DEFAULT_PRESET, STRATEGIES, SamplingSettings, load_presets  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def sampling_panel(presets: dict[str, SamplingSettings], default: str, title: st
     """A preset dropdown and one control per CONTROL_FIELDS entry; returns (dropdown, controls)."""
     s = presets[default]
     preset = gr.Dropdown(choices=list(presets), value=default, label=f"{title} preset")
-    strategy = gr.Radio(["greedy", "beam", "sample"], value=s.strategy, label="Strategy")
+    strategy = gr.Radio(list(STRATEGIES), value=s.strategy, label="Strategy")
     temperature = gr.Slider(0.05, 2.0, value=s.temperature, step=0.05, label="Temperature", info="sampling only")
     top_p = gr.Slider(0.05, 1.0, value=s.top_p, step=0.01, label="Top-p (nucleus)", info="1 = off")
     top_k = gr.Slider(0, 200, value=s.top_k, step=1, label="Top-k", info="0 = off")
