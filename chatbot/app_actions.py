@@ -344,7 +344,10 @@ class ChatApp:
             seed=seed,
             persona=persona or "",
         )
-        yield gr.skip(), *self.ab_view(session, "Vote, or pick the reply that continues the conversation.")
+        prompt = "Vote, or pick the reply that continues the conversation."
+        if ranking_identity(settings_a) == ranking_identity(settings_b):
+            prompt += " A and B are the same setting: a vote here does not move the leaderboard."
+        yield gr.skip(), *self.ab_view(session, prompt)
 
     def ab_vote(self, session: Session, choice: str):
         """Store a vote ("left", "right", "tie", "both-bad"). Outputs: the A/B view, then the leaderboard."""

@@ -363,6 +363,12 @@ def test_ab_tie_then_continue_and_open_mode(app):
     assert session.ab_turns == [] and session.pair is None
 
 
+def test_ab_says_when_a_and_b_are_the_same_setting(app):
+    session = app.new_session()
+    *_, last = drain(app.ab_send(session, "hi", "", True, "", *GREEDY, *GREEDY))
+    assert "same setting" in last[-1]
+
+
 def test_votes_export_and_clear(app):
     session = app.new_session()
     drain(app.ab_send(session, "hi", "", True, "", *GREEDY, *STREAM))
