@@ -83,17 +83,19 @@ def glance_section(result: EvaluationResult) -> list[Block]:
         better = sum(verdict(k, d) == "better" for k, d in s.vs_reference.items())
         worse = sum(verdict(k, d) == "worse" for k, d in s.vs_reference.items())
         row.append("–" if s.kind == "human" or s.name == result.reference else f"{better} / {worse}")
-        cls.append("")
+        row.append(f"{s.seconds / max(len(s.replies), 1):.2f}" if s.kind != "human" else "–")
+        cls += ["", ""]
         rows.append(row)
         classes.append(cls)
-    headers = ["setting", "decoding", *(METRIC_INFO[k].label for k in GLANCE_METRICS), "better / worse"]
+    headers = ["setting", "decoding", *(METRIC_INFO[k].label for k in GLANCE_METRICS), "better / worse", "s / reply"]
     return [
         Block("h2", "At a glance"),
         Block(
             "p",
             f"Each setting replied to the same {result.meta['contexts']} contexts. ▲ / ▼: significantly better / "
             f"worse than the reference **{result.reference}** (paired bootstrap 95% interval excludes 0, in the "
-            "metric's better direction). The last column counts such metrics. The human row scores the recorded "
+            'metric\'s better direction); "better / worse" counts such metrics; s / reply is wall time on this machine, '
+            "filters and retries included. The human row scores the recorded "
             "replies themselves: a target for diversity, length and coherence.",
         ),
         Block("table", headers=headers, rows=rows, classes=classes),
