@@ -21,9 +21,11 @@ index instead of its matcher: better-profanity compares every word against ~900 
 filters' share of a reply's latency small. ``tests/test_filters.py`` checks that both agree.
 
 The default whitelist removes entries with an ordinary everyday sense that made up most of
-better-profanity's hits on real chit-chat (measured on the first 3,000 turns of chitchat-dataset:
-1.7% flagged, mostly "god", "murder", "omg", "kill", "pot", "organ", "ugly", "gay"). Mild insults
-and rude words ("suck", "stupid", "crap", "hell") stay blocked: a friendly bot can say it otherwise.
+better-profanity's hits on real chit-chat. Measured on chitchat-dataset (a clean university chat
+challenge): better-profanity flags 1.70% of the first 3,000 turns, mostly "god", "murder", "omg",
+"kill", "pot", "organ", "ugly"; with the whitelist, 0.50% (all 138,737 turns: 1.27% -> 0.60%).
+Mild insults and rude words ("stupid", "suck", "crap", "hell") stay blocked: a friendly bot can say
+it otherwise. ``python -m evaluation.benchmarks.profanity`` repeats the measurement.
 """
 
 from __future__ import annotations
@@ -41,10 +43,33 @@ from chatbot.errors import SettingsError
 logger = logging.getLogger(__name__)
 
 # Entries of better-profanity's list with a common harmless meaning in conversation: religion
-# ("god", "omg"), news, films and games ("kill", "murder"), cooking and gardening ("pot", "weed"),
-# music and anatomy ("organ"), looks, food and drink ("ugly", "fat", "drunk"), and identity terms
-# ("gay", "queer") that blocking would turn into a judgement on people. Slurs stay blocked.
-DEFAULT_WHITELIST = ("god", "omg", "kill", "murder", "pot", "weed", "organ", "ugly", "fat", "drunk", "gay", "queer")
+# ("god", "omg"), news, films and games ("kill", "murder", "pawn"), cooking and gardening ("pot",
+# "weed"), music, health and anatomy ("organ", "stroke", "womb", "oral", "facial"), looks, food and
+# drink ("ugly", "fat", "drunk"), everyday words ("gal", "strip"), and identity terms ("gay", "gays",
+# "queer") that blocking would turn into a judgement on people. Slurs, insults and sexual words stay
+# blocked. Chosen from what the list flagged in chitchat-dataset (evaluation/benchmarks/profanity.py).
+DEFAULT_WHITELIST = (
+    "god",
+    "omg",
+    "kill",
+    "murder",
+    "pawn",
+    "pot",
+    "weed",
+    "organ",
+    "stroke",
+    "womb",
+    "oral",
+    "facial",
+    "ugly",
+    "fat",
+    "drunk",
+    "gal",
+    "strip",
+    "gay",
+    "gays",
+    "queer",
+)
 DEFAULT_FALLBACKS = (
     "Sorry, I'm not sure what to say. Tell me more?",
     "Interesting! What else is on your mind?",
@@ -164,7 +189,10 @@ class ProfanityIndex:
         self.wild = {c for variants in self.char_map.values() for c in variants} | set(self.char_map)
         words = {w.lower() for w in read_wordlist(get_complete_path_of_file("profanity_wordlist.txt"))}
         words |= {w.lower().strip() for w in extra_words if w.strip()}
-        words -= {w.lower().strip() for w in whitelist}
+        # a whitelisted word is removed from the list (as better-profanity does) and is also never
+        # matched as a leetspeak spelling of another entry ("gal" reads as "gai" through l -> i)
+        self.whitelist = frozenset(w.lower().strip() for w in whitelist)
+        words -= self.whitelist
         self.entries = frozenset(words)
         self.index: dict[str, list[str]] = {}
         for word in self.entries:
@@ -180,6 +208,8 @@ class ProfanityIndex:
 
     def is_profane(self, word: str) -> bool:
         word = word.lower()
+        if word in self.whitelist:
+            return False
         return any(self._matches(word, entry) for entry in self.index.get(self._key(word), ()))
 
     def split(self, text: str) -> list[tuple[int, int]]:
