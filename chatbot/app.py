@@ -34,6 +34,7 @@ from chatbot.app_state import (  # noqa: E402
     CONTROL_FIELDS,
     DEFAULT_CONCURRENCY,
     AppConfig,
+    Session,
     default_data_dir,
 )
 from chatbot.errors import ChatbotError  # noqa: E402
@@ -247,7 +248,8 @@ def build_app(config: AppConfig | None = None, app: ChatApp | None = None) -> gr
     generate = {"concurrency_id": "generate", "concurrency_limit": config.concurrency}
 
     with gr.Blocks(title="GPT-2 dialogue chatbot", analytics_enabled=False) as demo:
-        session = gr.State(app.new_session())  # deep-copied for every tab: a fresh Session each
+        # deep-copied for every tab: a fresh Session each; a closed tab stops its generation
+        session = gr.State(app.new_session(), delete_callback=Session.close)
         gr.Markdown("## GPT-2 dialogue chatbot")
         with gr.Row(equal_height=True):
             model_box = gr.Dropdown(

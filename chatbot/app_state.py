@@ -198,6 +198,10 @@ class Session:
         self.cancel = threading.Event()  # Stop sets it; the generation checks it after every token
         self.rng = random.Random()
 
+    def close(self) -> None:
+        """The tab is gone (gradio deletes its state): stop anything still generating for it."""
+        self.cancel.set()
+
     def __deepcopy__(self, memo):
         # gr.State deep-copies its initial value for each new tab: a fresh Session is that copy
         return Session(model=self.model)
