@@ -126,19 +126,33 @@ class ModelRegistry:
         self.capacity = max(1, capacity)
         self._loader = loader
         self._bots: OrderedDict[str, object] = OrderedDict()
-        self._lock = threading.Lock()  # one load at a time: two sessions asking for one model load it once
+        self._lock = threading.Lock()  # guards the dicts only, never held while a model loads
+        self._loading: dict[str, threading.Lock] = {}  # one per name: two tabs asking for it load it once
 
-    def get(self, name: str | None):
-        key = name or ""
+    def _cached(self, key: str):
         with self._lock:
             if key in self._bots:
                 self._bots.move_to_end(key)
                 return self._bots[key]
+            return None
+
+    def get(self, name: str | None):
+        key = name or ""
+        bot = self._cached(key)
+        if bot is not None:
+            return bot
+        with self._lock:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:  # other tabs keep chatting with their loaded models meanwhile
+            bot = self._cached(key)  # loaded by another tab while this one waited
+            if bot is not None:
+                return bot
             bot = self._loader(name)  # raises ChatbotError on a bad folder; nothing cached then
-            self._bots[key] = bot
-            while len(self._bots) > self.capacity:
-                dropped, _ = self._bots.popitem(last=False)
-                logger.info("unloaded model %s (keeping %d)", dropped or DEFAULT_MODEL_LABEL, self.capacity)
+            with self._lock:
+                self._bots[key] = bot
+                while len(self._bots) > self.capacity:
+                    dropped, _ = self._bots.popitem(last=False)
+                    logger.info("unloaded model %s (keeping %d)", dropped or DEFAULT_MODEL_LABEL, self.capacity)
             return bot
 
 

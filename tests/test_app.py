@@ -160,6 +160,30 @@ def test_registry_keeps_nothing_from_a_bad_load_and_evicts_the_oldest():
     assert loads == ["a", "b", "c", "a"]
 
 
+def test_registry_loads_a_model_once_while_other_models_stay_usable():
+    started, release = threading.Event(), threading.Event()
+    loads = []
+
+    def loader(name):
+        loads.append(name)
+        if name == "slow":
+            started.set()
+            release.wait(10)
+        return f"bot {name}"
+
+    registry = ModelRegistry(capacity=3, loader=loader)
+    registry.get("fast")
+    waiting = [threading.Thread(target=registry.get, args=("slow",)) for _ in range(2)]
+    for t in waiting:
+        t.start()
+    started.wait(10)
+    assert registry.get("fast") == "bot fast"  # not blocked by the slow load
+    release.set()
+    for t in waiting:
+        t.join(10)
+    assert loads == ["fast", "slow"] and registry.get("slow") == "bot slow"
+
+
 # -- the handlers, called directly -----------------------------------------------------------------
 
 
