@@ -20,7 +20,7 @@ from chatbot import conversation as cm
 from chatbot.app_state import (
     CONTROL_FIELDS,
     DEFAULT_MODEL_LABEL,
-    WINNER_OF_CHOICE,
+    SCREEN_CHOICES,
     ABPair,
     AppConfig,
     ModelRegistry,
@@ -356,7 +356,9 @@ class ChatApp:
             raise gr.Error("Nothing to vote on: send a message first.")
         if pair.voted is not None:
             raise gr.Error("You already voted on these replies.")
-        winner = pair.panel(choice) if choice in ("left", "right") else WINNER_OF_CHOICE[choice]
+        if choice not in SCREEN_CHOICES:
+            raise ValueError(f"unknown vote {choice!r}; expected one of {SCREEN_CHOICES}")
+        winner = pair.panel(choice) if choice in ("left", "right") else choice  # tie / both-bad as they are
         bot = self.bot(session)
         vote = Vote(
             winner=winner,

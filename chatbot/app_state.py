@@ -239,7 +239,7 @@ CONTROL_FIELDS = (
     "num_candidates",
     "seed",
 )
-WINNER_OF_CHOICE = {"tie": "tie", "both-bad": "both-bad"}  # left/right are mapped through the swap
+SCREEN_CHOICES = ("left", "right", "tie", "both-bad")  # the vote buttons; left/right map through the swap
 CANDIDATE_HEADERS = ["", "candidate", "score", "rejected because", "try"]
 
 
