@@ -20,16 +20,21 @@ issue's targets: (a) >= 4x (b) and >= 0.8x (c); batched >= 2x sequential; filter
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
-import time
-from collections.abc import Callable
+import os
 
-import torch
+# before torch loads: idle OpenMP threads sleep rather than spin (see chatbot.chat.calm_cpu_threads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from chatbot.conversation import Chatbot
-from chatbot.sampling import PRESETS, SamplingSettings
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import torch  # noqa: E402
+
+from chatbot.conversation import Chatbot  # noqa: E402
+from chatbot.sampling import PRESETS, SamplingSettings  # noqa: E402
 
 CONTEXT_TOKENS = 200
 NEW_TOKENS = 40
