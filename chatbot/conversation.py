@@ -576,7 +576,7 @@ class _StreamedReply:
         if candidate is None:  # cancelled before the first token, or stopped by a failing word
             if reason is None:
                 return None if self.cancel.is_set() else "empty"
-            candidate = Candidate(text="", attempt=stream._attempt)
+            candidate = Candidate(text="", attempt=stream.attempt)
         t0 = time.perf_counter()
         if reason is None and not self.cancel.is_set():
             reason = self.check.check(candidate.text, self.context, candidate.raw_text)

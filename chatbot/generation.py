@@ -122,6 +122,23 @@ def reply_length(tokens: list[int], stop_ids: set[int]) -> tuple[int, bool]:
     return len(tokens), False
 
 
+def make_candidate(tokenizer, tokens: list[int], logprobs: torch.Tensor, stops: set[int], attempt: int) -> Candidate:
+    """A Candidate from one generated row: its tokens up to the first stop token and their (T,) log-probs."""
+    length, finished = reply_length(tokens, stops)
+    reply_tokens = tokens[: length - 1] if finished else tokens[:length]
+    return Candidate(
+        text=tokenizer.decode(reply_tokens, skip_special_tokens=True).strip(),
+        raw_text=tokenizer.decode(reply_tokens, skip_special_tokens=False).strip(),
+        token_ids=tuple(reply_tokens),
+        # the stop token is scored too: ending the reply there is part of what the model proposed
+        logprob=float(logprobs[:length].float().sum()),
+        n_tokens=length,
+        finished=finished,
+        stop_id=tokens[length - 1] if finished else None,
+        attempt=attempt,
+    )
+
+
 def _generate_kwargs(settings: SamplingSettings, stop_ids: list[int], pad_id: int) -> dict:
     return settings.to_generation_kwargs() | {"eos_token_id": stop_ids, "pad_token_id": pad_id, "use_cache": True}
 
@@ -155,27 +172,13 @@ def generate_candidates(
         )
     seconds = time.perf_counter() - start
     new = out.sequences[:, input_ids.shape[1] :].tolist()
-    logprobs = logprobs.float().cpu()
+    logprobs = logprobs.cpu()
     stops = set(stop_ids)
     per_prompt: list[list[Candidate]] = [[] for _ in prompts]
-    total = 0
     for row, tokens in enumerate(new):
-        length, finished = reply_length(tokens, stops)
-        total += length
-        reply_tokens = tokens[: length - 1] if finished else tokens[:length]
-        per_prompt[row // settings.num_candidates].append(
-            Candidate(
-                text=tokenizer.decode(reply_tokens, skip_special_tokens=True).strip(),
-                raw_text=tokenizer.decode(reply_tokens, skip_special_tokens=False).strip(),
-                token_ids=tuple(reply_tokens),
-                # -inf only where a processor forbade the token outright; the raw logits never do that
-                logprob=float(logprobs[row, :length].sum()),
-                n_tokens=length,
-                finished=finished,
-                stop_id=tokens[length - 1] if finished else None,
-                attempt=attempt,
-            )
-        )
+        candidate = make_candidate(tokenizer, tokens, logprobs[row], stops, attempt)
+        per_prompt[row // settings.num_candidates].append(candidate)
+    total = sum(c.n_tokens for cs in per_prompt for c in cs)
     logger.debug("generated %d tokens for %d prompts in %.3fs", total, len(prompts), seconds)
     return GenerationResult(per_prompt, seconds, total, prompt_tokens=input_ids.shape[1])
 
@@ -226,7 +229,7 @@ class GenerationStream:
         self.seconds = 0.0
         self._tokenizer = tokenizer
         self._stop_ids = stop_ids
-        self._attempt = attempt
+        self.attempt = attempt
         self._streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         input_ids = torch.tensor([prompt], dtype=torch.long, device=model.device)
         self._kwargs = dict(
@@ -251,19 +254,10 @@ class GenerationStream:
                 logprobs = self._model.compute_transition_scores(out.sequences, out.logits, normalize_logits=True)
             self.seconds = time.perf_counter() - start
             tokens = out.sequences[0, self._prompt_len :].tolist()
-            length, finished = reply_length(tokens, set(self._stop_ids))
-            reply_tokens = tokens[: length - 1] if finished else tokens[:length]
-            self.new_tokens = length
-            self.result = Candidate(
-                text=self._tokenizer.decode(reply_tokens, skip_special_tokens=True).strip(),
-                raw_text=self._tokenizer.decode(reply_tokens, skip_special_tokens=False).strip(),
-                token_ids=tuple(reply_tokens),
-                logprob=float(logprobs[0, :length].float().sum()),
-                n_tokens=length,
-                finished=finished and not self.cancelled,
-                stop_id=tokens[length - 1] if finished else None,
-                attempt=self._attempt,
-            )
+            candidate = make_candidate(self._tokenizer, tokens, logprobs[0].cpu(), set(self._stop_ids), self.attempt)
+            candidate.finished = candidate.finished and not self.cancelled
+            self.new_tokens = candidate.n_tokens
+            self.result = candidate
         except BaseException as exc:  # re-raised in the consuming thread
             self.error = exc
             self._streamer.end()  # unblock the consumer; without it the iterator waits forever

@@ -260,7 +260,7 @@ class FakeStream:
         self.pieces = FakeStream.script[attempt - 1]
         self.cancel_event = cancel_event or threading.Event()
         self._stop = threading.Event()
-        self._attempt = attempt
+        self.attempt = attempt
         self.result = None
         self.seconds, self.new_tokens = 0.01, 0
 
