@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
 
@@ -62,7 +64,16 @@ def test_without_a_model_the_missing_default_is_explained(tmp_path, monkeypatch,
 def test_interactive_commands(tiny_chatbot, tmp_path, monkeypatch, capsys):
     saved = tmp_path / "chat.jsonl"
     lines = iter(
-        ["hello", "/settings temperature=0.9 num_candidates=1", "how are you?", f"/save {saved}", "/reset", "/bogus"]
+        [
+            "hello",
+            "/settings temperature=0",
+            "/settings temperature=0.9 num_candidates=1",
+            "how are you?",
+            f"/save {saved}",
+            "/save",
+            "/reset",
+            "/bogus",
+        ]
     )
     monkeypatch.setattr("builtins.input", _feed(lines))
     assert main(["chat", "--model", tiny_chatbot, "--persona", "i like dogs.", *FAST]) == 0
@@ -70,6 +81,7 @@ def test_interactive_commands(tiny_chatbot, tmp_path, monkeypatch, capsys):
     assert out.count("bot> ") >= 2
     assert "sample T=0.9 top_p=0.9 max=6 x1" in out
     assert "[conversation reset]" in out and "unknown command /bogus" in out
+    assert "error: sampling setting temperature=0 is invalid" in out and "error: /save needs a file path" in out
     record = json.loads(saved.read_text())
     assert record["persona"] == ["i like dogs."] and record["turns"][0] == "hello" and len(record["turns"]) == 4
 
@@ -115,3 +127,24 @@ def test_terminal_rendering_of_a_withdrawn_reply():
     ]:
         shown = render_event(event, shown, out)
     assert out.getvalue() == "you \n     [withdrawn: profanity (b****); regenerating]\nbot> sorry.\n"
+
+
+def test_presets_file_flag(tiny_chatbot, tmp_path, capsys):
+    presets = tmp_path / "presets.json"
+    presets.write_text(json.dumps({"warm": {"base": "top-p", "temperature": 0.95, "num_candidates": 2}}))
+    argv = ["chat", "--model", tiny_chatbot, "--presets-file", str(presets), "--preset", "warm", "--once", "hi"]
+    assert main([*argv, "--json", *FAST]) == 0
+    settings = json.loads(json.loads(capsys.readouterr().out)["settings"])
+    assert settings["temperature"] == 0.95 and settings["num_candidates"] == 2 and settings["max_new_tokens"] == 6
+
+
+def test_calm_cpu_threads_only_before_torch_loads(monkeypatch):
+    from chatbot.chat import calm_cpu_threads
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "unset")  # so that monkeypatch restores the original afterwards
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    calm_cpu_threads()  # torch is loaded in this process: too late, so nothing is set
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.delitem(sys.modules, "torch")
+    calm_cpu_threads()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"

@@ -415,3 +415,11 @@ def test_saved_chats_load_as_training_dialogues(bot, fake, tmp_path):
     path = conv.save(tmp_path / "chats.jsonl")
     dialogues, report = load_dialogues(str(path), split="all")
     assert [d.to_json() for d in dialogues] == [conv.to_record()] and report.kept == 1
+
+
+def test_reply_batch_with_beam_search(bot):
+    replies = bot.reply_batch(
+        [["hi"], ["where are you from?", "ohio.", "nice"]], PRESETS["beam-5"].replace(max_new_tokens=4)
+    )
+    assert [len(r.candidates) for r in replies] in ([5, 5], [15, 15], [5, 15], [15, 5])  # a retry adds 10
+    assert all(r.text for r in replies)
