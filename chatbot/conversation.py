@@ -37,7 +37,7 @@ Profanity in the user's message (``FilterSettings.user_profanity``), a deliberat
 ``mask`` (default) keeps the user's words in the transcript but shows the model ``****`` in their
 place, so the model is not primed to continue in kind and fewer candidates need rejecting;
 ``keep`` shows the model the text as typed (the reply filter still blocks a profane reply);
-``refuse`` answers with a fallback reply without generating. Either way ``Reply.user_profanity``
+``refuse`` answers with ``refuse_reply`` without generating. Either way ``Reply.user_profanity``
 is set, so a UI can say so.
 """
 
@@ -458,7 +458,9 @@ class Chatbot:
                 if not add_candidates(replies[i], candidates, filter_context(contexts[i]), reply_filter, share)
             ]
         for i, reply in enumerate(replies):
-            if reply.chosen is None:
+            if reply.attempts == 0:  # refused: a profane message under user_profanity=refuse
+                reply.fallback, reply.text = True, filters.refuse_reply
+            elif reply.chosen is None:
                 reply.fallback = True
                 reply.text = choose_fallback(filters.fallback_replies, filter_context(contexts[i]).recent_bot)
         total = (time.perf_counter() - start) * 1000 / max(len(contexts), 1)
@@ -528,7 +530,10 @@ class _StreamedReply:
                 yield StreamEvent(FINAL, self._finish(text))
                 return
             yield StreamEvent(WITHDRAW, reason)
-        fallback = choose_fallback(self.filters.fallback_replies, self.context.recent_bot)
+        if self.prompt is None:  # refused: a profane message under user_profanity=refuse
+            fallback = self.filters.refuse_reply
+        else:
+            fallback = choose_fallback(self.filters.fallback_replies, self.context.recent_bot)
         yield StreamEvent(FINAL, self._finish(fallback, fallback=True))
 
     def _attempt(self, settings: SamplingSettings, attempt: int, shown: list[str]):

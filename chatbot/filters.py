@@ -93,7 +93,7 @@ class FilterSettings:
         default="mask",
         metadata={
             "help": "profanity in the user's message: mask (the model sees ****, the transcript keeps the text), "
-            "keep (the model sees it as typed), refuse (reply with a fallback, no generation)"
+            "keep (the model sees it as typed), refuse (answer with refuse_reply, no generation)"
         },
     )
     echo: bool = field(default=True, metadata={"help": "reject replies that echo the user's last message"})
@@ -107,6 +107,10 @@ class FilterSettings:
     loop_max_repeats: int = field(default=2, metadata={"help": "most times one n-gram may occur in a reply"})
     retry_multiplier: int = field(
         default=2, metadata={"help": "when every candidate fails, retry once with this many times more"}
+    )
+    refuse_reply: str = field(
+        default="Let's keep it friendly. What else would you like to talk about?",
+        metadata={"help": "the reply to a profane message when user_profanity is refuse"},
     )
     fallback_replies: tuple[str, ...] = field(
         default=DEFAULT_FALLBACKS, metadata={"help": "safe replies used when every candidate fails"}
@@ -162,6 +166,8 @@ def _validate(s: FilterSettings) -> None:
         raise fail("loop_max_repeats", "must be >= 1")
     if s.retry_multiplier < 1:
         raise fail("retry_multiplier", "must be >= 1")
+    if not isinstance(s.refuse_reply, str) or not s.refuse_reply.strip():
+        raise fail("refuse_reply", "needs a non-empty reply")
     if not s.fallback_replies or not all(r.strip() for r in s.fallback_replies):
         raise fail("fallback_replies", "needs at least one non-empty reply")
 

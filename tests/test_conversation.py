@@ -189,7 +189,10 @@ def test_profanity_in_the_users_message(bot, fake, mode):
     reply = bot.generate_reply(["you are a shithead"], filters=filters)
     assert reply.user_profanity
     if mode == "refuse":
-        assert reply.fallback and not generator.calls
+        assert reply.fallback and not generator.calls and reply.attempts == 0
+        assert reply.text == filters.refuse_reply
+        streamed = list(bot.stream_reply(["you are a shithead"], settings=STREAM, filters=filters))
+        assert [e.kind for e in streamed] == [FINAL] and streamed[0].value.text == filters.refuse_reply
         return
     seen = bot.tokenizer.decode(generator.calls[0]["prompts"][0])
     assert ("shithead" in seen) == (mode == "keep")
