@@ -77,12 +77,12 @@ class SamplingSettings:
     def relevant_fields(self) -> dict[str, Any]:
         """The fields that change what this strategy does (others are ignored by it)."""
         ignored = set(_BEAM_FIELDS | _SAMPLE_FIELDS)
-        if self.strategy == "beam":
-            ignored -= _BEAM_FIELDS
-        elif self.strategy == "sample":
+        if self.strategy == "sample":
             ignored -= _SAMPLE_FIELDS
         else:
-            ignored.add("seed")  # greedy decoding is deterministic
+            ignored.add("seed")  # greedy decoding and beam search draw no random numbers
+            if self.strategy == "beam":
+                ignored -= _BEAM_FIELDS
         return {k: v for k, v in self.to_dict().items() if k not in ignored}
 
     @property
@@ -110,7 +110,7 @@ class SamplingSettings:
         if self.no_repeat_ngram_size:
             text += f" no_repeat={self.no_repeat_ngram_size}"
         text += f" max={self.max_new_tokens} x{self.num_candidates}"
-        return text + (f" seed={self.seed}" if self.seed is not None and self.strategy != "greedy" else "")
+        return text + (f" seed={self.seed}" if self.seed is not None and self.do_sample else "")
 
     # -- conversion ----------------------------------------------------------------------------
 

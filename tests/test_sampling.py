@@ -87,6 +87,8 @@ def test_identity_is_canonical_and_ignores_fields_the_strategy_does_not_use():
     assert g1.identity == g2.identity
     assert "temperature" not in json.loads(g1.identity)
     assert SamplingSettings(temperature=0.5).identity != SamplingSettings(temperature=0.6).identity
+    assert SamplingSettings(seed=1).identity != SamplingSettings(seed=2).identity
+    assert PRESETS["beam-5"].replace(seed=1).identity == PRESETS["beam-5"].identity  # beams draw nothing
     assert len({p.identity for p in PRESETS.values()}) == len(PRESETS)
 
 
