@@ -4,6 +4,11 @@ A statistic is a function of *which* replies are in the sample: ``statistic(indi
 where ``indices`` are item positions drawn with replacement. Corpus metrics (BLEU, distinct-n)
 are recomputed on each resample from per-reply statistics, never averaged per sentence.
 
+Intervals are percentile intervals shifted by the bootstrap's median bias (estimate minus the
+median of the resampled values). For means the shift is ~0. Corpus statistics need it: a
+resample repeats some replies, and a repeated reply adds no new n-grams, so distinct-n on a
+resample is lower than on the data and the plain percentile interval can miss the estimate.
+
 Paired bootstrap (Koehn, 2004): the two settings replied to the same contexts, so each round
 draws one set of context indices and evaluates both settings on it; the interval of the
 difference then reflects only how the settings differ, not which contexts happened to be drawn.
@@ -70,13 +75,19 @@ def _rounds(statistic: Statistic, draws: np.ndarray) -> np.ndarray:
     return np.fromiter((statistic(row) for row in draws), dtype=float, count=len(draws))
 
 
+def _debias(samples: np.ndarray, estimate: float) -> np.ndarray:
+    """Move the resampled values so their median is the estimate (see the module docstring)."""
+    return samples + (estimate - float(np.median(samples)))
+
+
 def bootstrap_interval(
     statistic: Statistic, n_items: int, rounds: int = DEFAULT_ROUNDS, level: float = DEFAULT_LEVEL, seed: int = 0
 ) -> Interval:
     """Percentile bootstrap interval of one statistic."""
     draws = resample_indices(n_items, rounds, seed)
-    low, high = _percentiles(_rounds(statistic, draws), level)
-    return Interval(estimate=float(statistic(np.arange(n_items))), low=low, high=high)
+    estimate = float(statistic(np.arange(n_items)))
+    low, high = _percentiles(_debias(_rounds(statistic, draws), estimate), level)
+    return Interval(estimate=estimate, low=low, high=high)
 
 
 def paired_bootstrap(
@@ -89,13 +100,12 @@ def paired_bootstrap(
 ) -> PairedDifference:
     """Interval of ``statistic_b - statistic_a`` when both are measured on the same resampled items."""
     draws = resample_indices(n_items, rounds, seed)
-    diffs = _rounds(statistic_b, draws) - _rounds(statistic_a, draws)
-    low, high = _percentiles(diffs, level)
     everything = np.arange(n_items)
+    difference = float(statistic_b(everything) - statistic_a(everything))
+    diffs = _debias(_rounds(statistic_b, draws) - _rounds(statistic_a, draws), difference)
+    low, high = _percentiles(diffs, level)
     p_value = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
-    return PairedDifference(
-        difference=float(statistic_b(everything) - statistic_a(everything)), low=low, high=high, p_value=p_value
-    )
+    return PairedDifference(difference=difference, low=low, high=high, p_value=p_value)
 
 
 def mean_statistic(values) -> Statistic:

@@ -50,10 +50,19 @@ def test_corpus_statistics_resample():
     stats = bleu_statistics(hyps, refs)
     interval = bootstrap_interval(lambda idx: bleu_from_statistics(stats[idx]), 2, rounds=300)
     assert interval.low == pytest.approx(0.0) and interval.high == pytest.approx(100.0)
-    # distinct-1 of {"a a", "b c"} resampled: [0,0] -> 1/4, [0,1] -> 3/4, [1,1] -> 2/4
+    # distinct-1 of {"a a", "b c"} resampled: [0,0] -> 1/4, [0,1] -> 3/4, [1,1] -> 2/4; the resamples'
+    # median (1/2 with this seed) is 1/4 below the estimate 3/4, so the interval moves up by 1/4
     data = NgramData.from_replies(["a a", "b c"], 1)
     interval = bootstrap_interval(data.distinct, 2, rounds=200)
-    assert (interval.estimate, interval.low, interval.high) == pytest.approx((0.75, 0.25, 0.75))
+    assert (interval.estimate, interval.low, interval.high) == pytest.approx((0.75, 0.5, 1.0))
+
+
+def test_interval_is_shifted_by_the_resampling_bias():
+    # distinct-1 of 40 replies with disjoint words is 1.0; every resample repeats some replies and
+    # scores below 1, so a plain percentile interval would exclude the estimate
+    data = NgramData.from_replies([f"w{i}a w{i}b" for i in range(40)], 1)
+    interval = bootstrap_interval(data.distinct, 40, rounds=300)
+    assert interval.estimate == 1.0 and interval.low <= 1.0 <= interval.high
 
 
 def test_seeded_and_validated():
