@@ -14,7 +14,8 @@ API (the terminal chat, the web app and the evaluator use only this)::
 
 Stateless forms take the history (oldest first, the user's message last): ``bot.generate_reply``,
 ``bot.stream_reply``. ``bot.reply(conv, text)`` and ``bot.stream(conv, text)`` are the same as the
-conversation's own methods.
+conversation's own methods. The reply values and the pure helpers live in :mod:`chatbot.replies`,
+the word-by-word streaming in :mod:`chatbot.streaming`; import them from here.
 
 How a reply is made: the last ``max_history`` utterances (default 5) that fit the model's token
 budget, less ``max_new_tokens``, go through :func:`chatbot.format.build_inputs` (or
@@ -49,188 +50,47 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from chatbot.checkpoint import LoadedModel, load_chatbot
 from chatbot.errors import ChatbotError, SettingsError
-from chatbot.filters import FilterContext, FilterSettings, ReplyFilter, similarity, words
+from chatbot.filters import FilterSettings, ReplyFilter
 from chatbot.format import build_inputs, build_plain_inputs, encode_text
-from chatbot.generation import Candidate, GenerationStream, generate_candidates, stop_token_ids
+from chatbot.generation import Candidate, generate_candidates, stop_token_ids
+from chatbot.replies import (
+    DELTA,
+    FINAL,
+    WITHDRAW,
+    Prompt,
+    Reply,
+    StreamEvent,
+    Timings,
+    add_candidates,
+    choose_fallback,
+    filter_context,
+    retry_settings,
+    user_positions,
+)
 from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings
+from chatbot.streaming import StreamedReply
+
+__all__ = [
+    "DELTA",
+    "FINAL",
+    "WITHDRAW",
+    "Candidate",
+    "Chatbot",
+    "Conversation",
+    "Prompt",
+    "Reply",
+    "StreamEvent",
+    "Timings",
+    "conversation_record",
+    "load_conversations",
+    "save_conversations",
+]
 
 logger = logging.getLogger(__name__)
-
-DELTA, WITHDRAW, FINAL = "delta", "withdraw", "final"
-
-
-# -- values handed to the UI and the evaluator ----------------------------------------------------
-
-
-@dataclass
-class Timings:
-    """Where a reply's time went (milliseconds); in a batch, each reply gets an equal share."""
-
-    generation_ms: float = 0.0
-    filter_ms: float = 0.0
-    total_ms: float = 0.0
-    new_tokens: int = 0  # tokens generated over every candidate and attempt
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.new_tokens / (self.generation_ms / 1000) if self.generation_ms > 0 else 0.0
-
-    def to_dict(self) -> dict[str, float]:
-        return {
-            "generation_ms": round(self.generation_ms, 2),
-            "filter_ms": round(self.filter_ms, 2),
-            "total_ms": round(self.total_ms, 2),
-            "new_tokens": self.new_tokens,
-            "tokens_per_s": round(self.tokens_per_s, 1),
-        }
-
-
-@dataclass
-class Reply:
-    """A shown reply and how it was chosen: every candidate (with its rejection reason), scores, timings."""
-
-    text: str
-    candidates: list[Candidate] = field(default_factory=list)
-    chosen: int | None = None  # index into candidates; None when the fallback (or nothing) was shown
-    fallback: bool = False
-    attempts: int = 1
-    timings: Timings = field(default_factory=Timings)
-    settings: str = ""  # SamplingSettings.identity of the setting that made it
-    prompt_tokens: int = 0
-    kept_utterances: int = 0  # context utterances that fit in the model's window
-    truncated: bool = False  # some context did not fit
-    user_profanity: bool = False
-    cancelled: bool = False
-
-    @property
-    def rejected(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.rejected]
-
-    @property
-    def score(self) -> float | None:
-        return self.candidates[self.chosen].score if self.chosen is not None else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "chosen": self.chosen,
-            "fallback": self.fallback,
-            "attempts": self.attempts,
-            "cancelled": self.cancelled,
-            "user_profanity": self.user_profanity,
-            "settings": self.settings,
-            "prompt_tokens": self.prompt_tokens,
-            "kept_utterances": self.kept_utterances,
-            "truncated": self.truncated,
-            "timings": self.timings.to_dict(),
-            "candidates": [c.to_dict() for c in self.candidates],
-        }
-
-
-class StreamEvent(NamedTuple):
-    """One step of a streamed reply: ``("delta", text)``, ``("withdraw", reason)`` or ``("final", Reply)``.
-
-    Render it as: on delta append ``value``; on withdraw clear what was shown (and say why);
-    on final show ``value.text``, which always replaces the streamed text.
-    """
-
-    kind: str
-    value: Any
-
-    @property
-    def text(self) -> str:
-        return self.value.text if self.kind == FINAL else self.value
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """A model input built from a conversation, with what the window kept."""
-
-    input_ids: list[int]
-    kept_utterances: int
-    truncated: bool
-
-
-# -- pure helpers ---------------------------------------------------------------------------------
-
-
-def user_positions(n_utterances: int) -> list[int]:
-    """Indices of the user's utterances in a history whose last utterance is the user's."""
-    return list(range(n_utterances - 1, -1, -2))
-
-
-def filter_context(history: Sequence[str]) -> FilterContext:
-    """The user's last message and the bot's replies before it (oldest first)."""
-    if not history:
-        return FilterContext()
-    return FilterContext(last_user=history[-1], recent_bot=tuple(history[-2::-2][::-1]))
-
-
-def rank(candidates: list[Candidate]) -> list[int]:
-    """Indices of the candidates that passed, best first (length-normalised log-prob, then order)."""
-    passing = [i for i, c in enumerate(candidates) if not c.rejected]
-    return sorted(passing, key=lambda i: -candidates[i].score)
-
-
-def retry_settings(settings: SamplingSettings, multiplier: int) -> SamplingSettings:
-    """More candidates for the one retry; a new seed so a seeded setting does not redraw the same ones."""
-    n = max(2, settings.num_candidates * multiplier)
-    seed = None if settings.seed is None else settings.seed + 1
-    if settings.strategy == "greedy":  # greedy would give the same reply again: sample instead
-        return PRESETS[DEFAULT_PRESET].replace(
-            num_candidates=n,
-            seed=seed,
-            max_new_tokens=settings.max_new_tokens,
-            min_new_tokens=settings.min_new_tokens,
-            repetition_penalty=settings.repetition_penalty,
-            no_repeat_ngram_size=settings.no_repeat_ngram_size,
-        )
-    if settings.strategy == "beam":
-        return settings.replace(num_candidates=n, num_beams=max(settings.num_beams, n), seed=seed)
-    return settings.replace(num_candidates=n, seed=seed)
-
-
-def mark_rejected(candidate: Candidate, reason: str | None, reply_filter: ReplyFilter) -> None:
-    """Record the reason; a profane candidate keeps its text only masked, so no UI can show it by accident."""
-    candidate.rejected = reason
-    if reason and reason.startswith("profanity"):
-        candidate.text = reply_filter.profanity.mask(candidate.text)
-        candidate.raw_text = reply_filter.profanity.mask(candidate.raw_text)
-
-
-def add_candidates(
-    reply: Reply, candidates: list[Candidate], context: FilterContext, reply_filter: ReplyFilter, generation_ms: float
-) -> bool:
-    """Filter one attempt's candidates into ``reply`` and choose the best; False when every one failed."""
-    reply.attempts = max((c.attempt for c in candidates), default=reply.attempts)
-    reply.timings.generation_ms += generation_ms
-    reply.timings.new_tokens += sum(c.n_tokens for c in candidates)
-    start = time.perf_counter()
-    for candidate in candidates:
-        mark_rejected(candidate, reply_filter.check(candidate.text, context, candidate.raw_text), reply_filter)
-    best = rank(candidates)
-    reply.timings.filter_ms += (time.perf_counter() - start) * 1000
-    offset = len(reply.candidates)
-    reply.candidates += candidates
-    if not best:
-        return False
-    reply.chosen = offset + best[0]
-    reply.text = reply.candidates[reply.chosen].text
-    return True
-
-
-def choose_fallback(fallbacks: Sequence[str], recent_bot: Sequence[str]) -> str:
-    """The first fallback reply that does not repeat what the bot just said."""
-    for text in fallbacks:
-        if all(similarity(words(text), words(previous)) < 0.9 for previous in recent_bot[-3:]):
-            return text
-    return fallbacks[0]
 
 
 # -- conversation records (the JSONL layout training reads) ---------------------------------------
@@ -485,115 +345,7 @@ class Chatbot:
             yield StreamEvent(DELTA, reply.text)
             yield StreamEvent(FINAL, reply)
             return
-        yield from _StreamedReply(self, history, persona, settings, filters, cancel or threading.Event()).events()
-
-
-class _StreamedReply:
-    """The state of one streamed reply: attempts, shown words, candidates and timings."""
-
-    def __init__(self, bot: Chatbot, history, persona, settings, filters, cancel: threading.Event):
-        self.bot, self.history, self.settings, self.cancel = bot, list(history), settings, cancel
-        self.filters = filters
-        self.check = ReplyFilter(filters)
-        self.context = filter_context(self.history)
-        self.start = time.perf_counter()
-        self.reply = Reply(text="", settings=settings.identity)
-        if not self.history:
-            raise ChatbotError("nothing to reply to: the history is empty")
-        self.reply.user_profanity = self.check.user_has_profanity(self.history[-1])
-        self.prompt = None
-        if self.reply.user_profanity and filters.user_profanity == "refuse":
-            self.reply.attempts = 0
-        else:
-            self.prompt = bot.build_prompt(self.history, persona, settings, filters)
-            self.reply.prompt_tokens = len(self.prompt.input_ids)
-            self.reply.kept_utterances, self.reply.truncated = self.prompt.kept_utterances, self.prompt.truncated
-
-    def events(self) -> Iterator[StreamEvent]:
-        settings = self.settings
-        for attempt in (1, 2) if self.prompt is not None else ():
-            if attempt == 2:
-                # one candidate again (it streams), but a fresh draw: the retry's seed and strategy
-                settings = retry_settings(self.settings, 1).replace(num_candidates=1)
-            self.reply.attempts = attempt
-            shown: list[str] = []
-            reason = yield from self._attempt(settings, attempt, shown)
-            shown_text = "".join(shown)
-            if self.cancel.is_set():
-                yield StreamEvent(FINAL, self._finish(shown_text.strip(), cancelled=True))
-                return
-            if reason is None:
-                text = self.reply.candidates[-1].text
-                if text.startswith(shown_text) and text[len(shown_text) :].strip():
-                    yield StreamEvent(DELTA, text[len(shown_text) :])  # the last word, checked with the whole
-                self.reply.chosen = len(self.reply.candidates) - 1
-                yield StreamEvent(FINAL, self._finish(text))
-                return
-            yield StreamEvent(WITHDRAW, reason)
-        if self.prompt is None:  # refused: a profane message under user_profanity=refuse
-            fallback = self.filters.refuse_reply
-        else:
-            fallback = choose_fallback(self.filters.fallback_replies, self.context.recent_bot)
-        yield StreamEvent(FINAL, self._finish(fallback, fallback=True))
-
-    def _attempt(self, settings: SamplingSettings, attempt: int, shown: list[str]):
-        """Stream one candidate, appending the words shown to ``shown``; returns the rejection reason or None."""
-        bot = self.bot
-        stream = GenerationStream(
-            bot.model,
-            bot.tokenizer,
-            self.prompt.input_ids,
-            settings,
-            stop_ids=bot.stop_ids,
-            pad_id=bot.pad_id,
-            attempt=attempt,
-            cancel_event=self.cancel,
-        )
-        pending, reason, filter_s = "", None, 0.0
-        pieces = iter(stream)
-        try:
-            for piece in pieces:
-                pending += piece
-                cut = max(pending.rfind(" "), pending.rfind("\n"))
-                if cut < 0:
-                    continue  # no finished word yet
-                ready, pending = pending[: cut + 1], pending[cut + 1 :]
-                if not shown:
-                    ready = ready.lstrip()
-                if not ready:
-                    continue
-                t0 = time.perf_counter()
-                reason = self.check.check_partial("".join(shown) + ready)
-                filter_s += time.perf_counter() - t0
-                if reason:
-                    stream.cancel()  # this attempt is over; the user's cancel flag stays clear
-                    break
-                shown.append(ready)
-                yield StreamEvent(DELTA, ready)
-        finally:
-            pieces.close()  # joins the generating thread
-        return self._record(stream, reason, filter_s)
-
-    def _record(self, stream: GenerationStream, reason: str | None, filter_s: float) -> str | None:
-        candidate = stream.result
-        self.reply.timings.generation_ms += stream.seconds * 1000
-        self.reply.timings.new_tokens += stream.new_tokens
-        if candidate is None:  # cancelled before the first token, or stopped by a failing word
-            if reason is None:
-                return None if self.cancel.is_set() else "empty"
-            candidate = Candidate(text="", attempt=stream.attempt)
-        t0 = time.perf_counter()
-        if reason is None and not self.cancel.is_set():
-            reason = self.check.check(candidate.text, self.context, candidate.raw_text)
-        self.reply.timings.filter_ms += (filter_s + time.perf_counter() - t0) * 1000
-        mark_rejected(candidate, reason, self.check)
-        self.reply.candidates.append(candidate)
-        return reason
-
-    def _finish(self, text: str, fallback: bool = False, cancelled: bool = False) -> Reply:
-        self.reply.text, self.reply.fallback, self.reply.cancelled = text, fallback, cancelled
-        self.reply.timings.total_ms = (time.perf_counter() - self.start) * 1000
-        return self.reply
+        yield from StreamedReply(self, history, persona, settings, filters, cancel or threading.Event()).events()
 
 
 # -- the conversation -----------------------------------------------------------------------------

@@ -10,22 +10,14 @@ import threading
 import pytest
 
 import chatbot.conversation as conversation_module
+import chatbot.streaming as streaming_module
 from chatbot.checkpoint import ChatbotSettings
-from chatbot.conversation import (
-    DELTA,
-    FINAL,
-    WITHDRAW,
-    Chatbot,
-    Conversation,
-    StreamEvent,
-    filter_context,
-    load_conversations,
-    retry_settings,
-)
+from chatbot.conversation import DELTA, FINAL, WITHDRAW, Chatbot, Conversation, StreamEvent, load_conversations
 from chatbot.errors import ChatbotError, SettingsError
 from chatbot.filters import DEFAULT_FALLBACKS, FilterSettings
 from chatbot.format import build_inputs, encode_text
 from chatbot.generation import Candidate, GenerationResult
+from chatbot.replies import filter_context, retry_settings
 from chatbot.sampling import PRESETS
 
 FAST = PRESETS["top-p"].replace(max_new_tokens=6, seed=0)
@@ -285,7 +277,7 @@ class FakeStream:
 def fake_stream(monkeypatch):
     def install(*attempts):
         FakeStream.script, FakeStream.consumed = list(attempts), []
-        monkeypatch.setattr(conversation_module, "GenerationStream", FakeStream)
+        monkeypatch.setattr(streaming_module, "GenerationStream", FakeStream)
 
     return install
 
