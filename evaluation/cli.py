@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 from pathlib import Path
@@ -81,6 +82,14 @@ def model_scores(loaded, dialogues, config: EvalConfig) -> dict:
     return scores
 
 
+def keep_timings(result, report_dir: str) -> None:
+    """A replayed run generated nothing: show the timings the earlier run measured."""
+    earlier = json.loads((Path(report_dir) / "metrics.json").read_text(encoding="utf-8"))["settings"]
+    for setting in result.settings:
+        setting.seconds = earlier.get(setting.name, {}).get("seconds", 0.0)
+    result.meta["replayed_from"] = str(report_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -89,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
 
     from chatbot.conversation import Chatbot
-    from evaluation.decoding import chatbot_source
+    from evaluation.decoding import chatbot_source, replay_source
     from evaluation.report import write_report
     from evaluation.wordnet import find_wordnet
     from training.data import load_dialogues
@@ -105,10 +114,14 @@ def main(argv: list[str] | None = None) -> int:
         "wordnet": dataclasses.asdict(wordnet_status),
         "embedder": getattr(embedder, "name", None) if embedder is not None else "none",
     }
-    result = evaluate(
-        config, dialogues, chatbot_source(bot, config.batch_size, config.progress), embedder, wordnet,
-        coherence, failures, multiturn, meta=meta,
-    )  # fmt: skip
+    if config.replay:
+        source = replay_source(config.replay)
+        logger.info("rescoring the replies of %s (nothing is generated)", config.replay)
+    else:
+        source = chatbot_source(bot, config.batch_size, config.progress)
+    result = evaluate(config, dialogues, source, embedder, wordnet, coherence, failures, multiturn, meta=meta)
+    if config.replay:
+        keep_timings(result, config.replay)
     used = sorted({e.dialogue for e in result.examples})
     result.model_scores = model_scores(bot.loaded, [dialogues[i] for i in used], config)
     result.votes = votes

@@ -7,8 +7,11 @@ ranked, retry, fallback), not from a bare ``generate`` call.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
+from chatbot.errors import ChatbotError
 from evaluation.failures import is_profanity_reason
 from evaluation.runner import Example, Generated, ReplySource
 
@@ -38,6 +41,58 @@ def chatbot_source(bot, batch_size: int = 16, progress: bool = True) -> ReplySou
                 )
                 out += [to_generated(r) for r in replies]
                 bar.update(len(chunk))
+        return out
+
+    return source
+
+
+def _setting_key(identity: str) -> str:
+    """A setting's identity without its seed: the evaluation seeds sampled settings itself."""
+    fields = {k: v for k, v in json.loads(identity).items() if k != "seed"}
+    return json.dumps(fields, sort_keys=True)
+
+
+def replay_source(report_dir: str | Path) -> ReplySource:
+    """Replies of an earlier report (replies.jsonl, conversations.jsonl), to rescore without generating.
+
+    Useful after a change to the metrics or the report: the same contexts get the same replies.
+    A context the earlier run did not reply to (other data, limit or seed) is an error.
+    """
+    folder = Path(report_dir)
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        lines = (folder / "replies.jsonl").read_text(encoding="utf-8").splitlines()
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ChatbotError(f"--replay {folder}: not a readable evaluation report ({exc})") from exc
+    keys = {name: _setting_key(s["identity"]) for name, s in metrics["settings"].items() if s.get("identity")}
+    table: dict[tuple[str, tuple[str, ...]], Generated] = {}
+    for line in lines:
+        record = json.loads(line)
+        for name, reply in record["replies"].items():
+            table[keys[name], tuple(record["context"])] = Generated(
+                reply["reply"],
+                profanity_rejected=reply.get("profanity_rejected", False),
+                fallback=reply.get("fallback", False),
+                rejected=reply.get("rejected", []),
+            )
+    conversations = folder / "conversations.jsonl"
+    for line in conversations.read_text(encoding="utf-8").splitlines() if conversations.is_file() else []:
+        record = json.loads(line)
+        turns = record["turns"]
+        for t in range(1, len(turns), 2):  # partner at even positions, the bot's reply after each
+            table.setdefault((keys[record["setting"]], tuple(turns[:t])), Generated(turns[t]))
+
+    def source(examples: Sequence[Example], settings) -> list[Generated]:
+        key = _setting_key(settings.identity)
+        out = []
+        for e in examples:
+            reply = table.get((key, tuple(e.context)))
+            if reply is None:
+                raise ChatbotError(
+                    f"--replay {folder}: no reply under {settings.describe()} for the context ending "
+                    f"{e.context[-1]!r}; use the same data, --limit and --seed, or run without --replay"
+                )
+            out.append(reply)
         return out
 
     return source

@@ -47,6 +47,9 @@ class EvalConfig:
     )
     reference: str = field(default="top-p", metadata={"help": "preset every setting is compared with"})
     limit: int = field(default=200, metadata={"help": "contexts evaluated, spread over dialogues (0 = all)"})
+    replay: str | None = field(
+        default=None, metadata={"help": "rescore the replies of an earlier report folder instead of generating"}
+    )
     votes: str | None = field(
         default=None, metadata={"help": "the web app's votes.sqlite3 (or its --data-dir) to summarise"}
     )
@@ -162,9 +165,12 @@ class SettingResult:
     coherence: list[float]
     seconds: float = 0.0
     multiturn: MultiTurnResult | None = None
+    facts: list[dict] = field(default_factory=list)  # per reply: fallback, profanity_rejected, rejected
 
     def to_json(self) -> dict:
-        data = {k: v for k, v in asdict(self).items() if k not in ("labels", "replies", "coherence", "multiturn")}
+        data = {
+            k: v for k, v in asdict(self).items() if k not in ("labels", "replies", "coherence", "multiturn", "facts")
+        }
         if self.multiturn is not None:
             data["multiturn"] = {
                 "per_turn": self.multiturn.per_turn,
@@ -264,6 +270,10 @@ def evaluate(
                 failures=count_labels(scores.labels),
                 labels=scores.labels,
                 replies=[g.text for g in replies],
+                facts=[
+                    {"fallback": g.fallback, "profanity_rejected": g.profanity_rejected, "rejected": g.rejected}
+                    for g in replies
+                ],
                 coherence=[float(c) for c in scores.coherence],
                 seconds=seconds,
             )

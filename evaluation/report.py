@@ -288,7 +288,12 @@ def method_section(result: EvaluationResult) -> list[Block]:
             f"{meta.get('off_topic_threshold')}. WordNet: {meta.get('wordnet', {}).get('message')}. Failure thresholds: "
             f"too short < {fc.get('min_words')} words, too long > {fc.get('max_words')} words, repeated "
             f"{fc.get('repeat_ngram')}-grams; generic = a dull phrase or a reply given to ≥ {fc.get('generic_share', 0):.0%} "
-            f"of contexts. Sampled settings use seed {meta.get('seed')}. {meta.get('date')}.",
+            f"of contexts. Sampled settings use seed {meta.get('seed')}. {meta.get('date')}."
+            + (
+                f" Replies replayed from {meta['replayed_from']} (rescored, not regenerated)."
+                if meta.get("replayed_from")
+                else ""
+            ),
         ),
     ]
 
@@ -394,7 +399,12 @@ def write_replies(result: EvaluationResult, path: Path) -> Path:
     with path.open("w", encoding="utf-8") as f:
         for i, e in enumerate(result.examples):
             replies = {
-                s.name: {"reply": s.replies[i], "labels": s.labels[i], "coherence": s.coherence[i]}
+                s.name: {
+                    "reply": s.replies[i],
+                    "labels": s.labels[i],
+                    "coherence": s.coherence[i],
+                    **(s.facts[i] if s.facts else {}),
+                }
                 for s in result.settings
             }
             record = {"index": i, "dialogue": e.dialogue, "turn": e.turn, "persona": e.persona, "context": e.context}

@@ -48,6 +48,15 @@ def votes_file(tmp_path_factory):
     return path
 
 
+def report_argv(tiny_chatbot, data, votes_file, output):
+    return [
+        "--model", tiny_chatbot, "--data", str(data), "--split", "all", "--limit", "10",
+        "--grid", "temperature=0.7,1.0;top_p=0.9,0.95", "--embedder", "hashing", "--bootstrap-rounds", "50",
+        "--multiturn-dialogues", "3", "--multiturn-turns", "5", "--votes", str(votes_file),
+        "--output", str(output), "--no-progress", "--no-wordnet-download",
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def report(tiny_chatbot, dialogues, votes_file, tmp_path_factory):
     """One full run of the command on the tiny model: every preset, a 2x2 grid, votes, multi-turn."""
@@ -55,12 +64,7 @@ def report(tiny_chatbot, dialogues, votes_file, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("report")
     data = write_jsonl(folder / "dialogues.jsonl", [d * 3 for d in dialogues])
-    argv = [
-        "--model", tiny_chatbot, "--data", str(data), "--split", "all", "--limit", "10",
-        "--grid", "temperature=0.7,1.0;top_p=0.9,0.95", "--embedder", "hashing", "--bootstrap-rounds", "50",
-        "--multiturn-dialogues", "3", "--multiturn-turns", "5", "--votes", str(votes_file),
-        "--output", str(folder / "out"), "--no-progress", "--no-wordnet-download",
-    ]  # fmt: skip
+    argv = report_argv(tiny_chatbot, data, votes_file, folder / "out")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CHATBOT_CACHE_DIR", str(folder / "cache"))  # a WordNet copy goes here, not to ~/.cache
         assert main(argv) == 0
@@ -107,7 +111,30 @@ def test_replies_jsonl_has_every_context_and_setting(report):
     assert len(lines) == 10
     first = lines[0]
     assert first["context"] and first["reference"] and len(first["replies"]) == 8
-    assert set(first["replies"]["greedy"]) == {"reply", "labels", "coherence"}
+    assert set(first["replies"]["greedy"]) == {
+        "reply",
+        "labels",
+        "coherence",
+        "fallback",
+        "profanity_rejected",
+        "rejected",
+    }
+
+
+def test_replay_rescores_the_same_replies(report, tiny_chatbot, votes_file, tmp_path, monkeypatch):
+    from evaluation.cli import main
+
+    monkeypatch.setenv("CHATBOT_CACHE_DIR", str(tmp_path / "cache"))
+    argv = report_argv(tiny_chatbot, report.parent / "dialogues.jsonl", votes_file, tmp_path / "again")
+    assert main([*argv, "--replay", str(report), "--no-perplexity"]) == 0
+    before = json.loads((report / "metrics.json").read_text())["settings"]
+    after = json.loads((tmp_path / "again" / "metrics.json").read_text())["settings"]
+    for name in ("greedy", "top-p", "T=1 p=0.95"):
+        assert after[name]["values"] == pytest.approx(before[name]["values"])
+        assert after[name]["seconds"] == before[name]["seconds"]  # the timings of the run that generated
+    assert (report / "replies.jsonl").read_text() == (tmp_path / "again" / "replies.jsonl").read_text()
+    with pytest.raises(ChatbotError, match="no reply under"):
+        main([*argv, "--replay", str(report), "--seed", "5"])
 
 
 def test_cli_user_errors(tmp_path, capsys):
