@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 from chatbot.errors import ChatbotError
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if name != "train":
+        # Decoding runs short bursts of small matmuls between Python steps; OpenMP threads that
+        # spin-wait in between steal each other's core on a busy CPU (a 40-token reply went from
+        # ~1 s to ~17 s). Must be set before torch is imported; training keeps the default.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     module = importlib.import_module(COMMANDS[name][0])
     try:
         return int(module.main(rest) or 0)
