@@ -54,6 +54,10 @@ class EvalConfig:
         default=None, metadata={"help": "the web app's votes.sqlite3 (or its --data-dir) to summarise"}
     )
     batch_size: int = field(default=16, metadata={"help": "contexts decoded per batched generate call"})
+    threads: int | None = field(
+        default=None,
+        metadata={"help": "torch CPU threads (default: torch's choice; use 1 on a CPU shared with other jobs)"},
+    )
     bootstrap_rounds: int = field(default=1000, metadata={"help": "bootstrap resamples for the 95 percent intervals"})
     seed: int = field(default=0, metadata={"help": "seed of context selection, sampling and bootstrap"})
     embedder: str = field(default="minilm", metadata={"help": "coherence embedder: minilm, hashing (tests), none"})
@@ -68,6 +72,8 @@ class EvalConfig:
     def __post_init__(self):
         if self.limit < 0:
             raise SettingsError(f"--limit must be >= 0 (got {self.limit}); 0 means every context")
+        if self.threads is not None and self.threads < 1:
+            raise SettingsError(f"--threads must be >= 1 (got {self.threads})")
         if self.batch_size < 1:
             raise SettingsError(f"--batch-size must be >= 1 (got {self.batch_size})")
         if self.bootstrap_rounds < 10:
