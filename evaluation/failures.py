@@ -11,7 +11,8 @@ Labels (a reply can carry several; an empty one carries only ``empty``):
 - ``generic``     a dull all-purpose reply ("i don't know", "me too"...), or one of the setting's
                   most frequent replies (the same text given to many different contexts);
 - ``profanity``   the reply path rejected a candidate as profane (the shown reply is then another
-                  candidate or the safe fallback), or a profanity check flags the shown text.
+                  candidate or the safe fallback), or ``chatbot.filters``' default profanity check
+                  flags the shown text (the filter was switched off; the human replies of the data).
 """
 
 from __future__ import annotations

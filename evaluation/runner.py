@@ -11,6 +11,7 @@ The pieces, each a plain function so tests can drive them with a fake reply sour
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ import numpy as np
 
 from evaluation import metrics as m
 from evaluation.coherence import CoherenceConfig, Embedder, coherence_scores, off_topic
-from evaluation.failures import FailureConfig, label_replies
+from evaluation.failures import FailureConfig, label_replies, profanity_checker
 from evaluation.stats import Statistic, bootstrap_interval, mean_statistic, paired_bootstrap
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,17 @@ class SettingScores:
         return float(data.statistic(np.arange(n))) if data.statistic and n else math.nan
 
 
+@functools.cache
+def _profanity_check():
+    return profanity_checker()
+
+
+def shown_is_profane(text: str) -> bool:
+    """The shown text itself is profane: the chatbot's filter was off (or absent, for the human replies)."""
+    check = _profanity_check()
+    return bool(check and check(text))
+
+
 def _mean(values) -> MetricData:
     array = np.asarray(values, dtype=float)
     return MetricData(mean_statistic(array), array)
@@ -161,7 +173,7 @@ def score_setting(
         None if embedder is None else coherence,
         coherence_config.off_topic_threshold,
         failure_config,
-        profanity=[g.profanity_rejected for g in replies],
+        profanity=[g.profanity_rejected or shown_is_profane(g.text) for g in replies],
     )
     unigrams, bigrams, fourgrams = (m.NgramData.from_replies(texts, n) for n in (1, 2, 4))
     out: dict[str, MetricData] = {

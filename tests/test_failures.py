@@ -67,3 +67,10 @@ def test_label_replies_counts_and_examples():
 def test_config_validation():
     with pytest.raises(ValueError, match="min_words"):
         FailureConfig(min_words=5, max_words=3)
+
+
+def test_shown_profanity_uses_the_chatbot_filter_lists():
+    from evaluation.runner import shown_is_profane
+
+    assert shown_is_profane("you are a shit")
+    assert not shown_is_profane("oh my god, i could kill for a pizza")  # whitelisted everyday words
