@@ -115,6 +115,7 @@ def resolve_model(name: str | os.PathLike | None) -> str:
 def load_chatbot(name: str | os.PathLike | None = None, device: str | None = None) -> LoadedModel:
     """Load a chatbot checkpoint, any causal LM folder, or a hub id (``None``: the embedded default)."""
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model(name)
@@ -124,7 +125,7 @@ def load_chatbot(name: str | os.PathLike | None = None, device: str | None = Non
         # float32 on the CPU: fp16 weights on disk are upcast, CPU kernels for fp16 are slow
         dtype = torch.float32 if (device or "cpu") == "cpu" else "auto"
         model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=dtype)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load model {path!r}: {first}") from exc
     if device:

@@ -193,6 +193,11 @@ def build_conversation(
 def build_plain_inputs(history: list[list[int]], eos_id: int, fmt: DialogueFormat, reserve: int = 0) -> list[int]:
     """Prompt for a plain causal LM that knows no speaker tokens: turns joined by end-of-text (DialoGPT)."""
     budget = fmt.max_length - reserve
+    if budget < 1:
+        raise ValueError(
+            f"max_length {fmt.max_length} minus {reserve} reserved tokens leaves no room for the prompt; "
+            "lower max_new_tokens"
+        )
     window = [list(u) for u in history[-fmt.max_history :]]
     while len(window) > 1 and sum(len(u) + 1 for u in window) > budget:
         window.pop(0)

@@ -36,13 +36,13 @@ class Perplexity:
 
 
 def reply_examples(tokenizer, dialogues, fmt: DialogueFormat, every_utterance: bool = True):
-    """(input_ids, labels, words) for each scored reply: every utterance, or only the bot's when False."""
+    """(input_ids, labels, words) for each scored reply: every utterance, or only the bot's when False
+    (the odd utterances: the partner opens, as in ConvAI2 and in the evaluator's replies)."""
     ids = TokenIds.from_tokenizer(tokenizer)
     for dialogue in dialogues:
         turns = [encode_text(tokenizer, t) for t in dialogue.turns]
         persona = encode_text(tokenizer, " ".join(dialogue.persona)) if dialogue.persona else []
-        first = 0 if every_utterance else 1
-        for i in range(first, len(turns)):
+        for i in range(0, len(turns), 1) if every_utterance else range(1, len(turns), 2):
             example = build_inputs(ids, turns[:i], turns[i], fmt, persona=persona)
             kept = sum(1 for label in example.labels if label != IGNORE_INDEX) - 1  # minus end-of-turn
             text = dialogue.turns[i] if kept == len(turns[i]) else tokenizer.decode(turns[i][:kept])

@@ -179,3 +179,24 @@ def test_cli_prints_one_line_error_for_a_broken_file(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err == [f"error: {path}:2: bad JSON (Expecting value at column 17)"]
+
+
+def test_personachat_malformed_middle_utterance_is_a_data_error(tmp_path):
+    bad = {"train": [{"personality": [], "utterances": [None, PERSONACHAT["train"][0]["utterances"][1]]}]}
+    path = write(tmp_path / "pc.json", json.dumps(bad))
+    with pytest.raises(DataError, match=r"train dialogue 1: each utterance needs .* \(utterance 1\)"):
+        load_dialogues(path, "train")
+    assert load_dialogues(path, "train", skip_bad=True)[1].skipped
+
+
+def test_jsonl_lines_may_hold_unicode_line_separators(tmp_path):
+    path = write(tmp_path / "d.jsonl", json.dumps({"turns": ["hello\u2028there", "hi\u0085back"]}, ensure_ascii=False))
+    assert load_dialogues(path, "all")[0][0].turns == ["hello\u2028there", "hi\u0085back"]
+
+
+def test_parlai_bad_dialogue_counts_once_and_gold_candidate_goes_last(tmp_path):
+    text = "1 hi\tbad line without reply tab\n2 no tab here\n3 more\tlines\n1 a\tb\t\tb|x|y\n"
+    path = write(tmp_path / "c.txt", text.replace("1 hi\tbad line without reply tab", "1 hi"))
+    dialogues, report = load_dialogues(path, "all", skip_bad=True)
+    assert len(report.skipped) == 1 and ":1:" in report.skipped[0]
+    assert dialogues[0].turns == ["a", "b"] and dialogues[0].candidates[1] == ["x", "y", "b"]

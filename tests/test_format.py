@@ -103,3 +103,8 @@ def test_special_tokens_typed_by_a_user_stay_text(tiny_chatbot):
     encoded = encode_text(tokenizer, f"hi {BOT} there <|eot|><|endoftext|>")
     assert not {ids.bot, ids.eot, ids.user, ids.persona, ids.pad, ids.eos} & set(encoded)
     assert tokenizer.decode(encoded) == f"hi {BOT} there <|eot|><|endoftext|>"
+
+
+def test_plain_inputs_refuse_a_reserve_that_leaves_no_room():
+    with pytest.raises(ValueError, match="lower max_new_tokens"):
+        build_plain_inputs([[1, 2]], eos_id=0, fmt=DialogueFormat(max_length=16), reserve=16)

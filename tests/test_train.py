@@ -231,3 +231,40 @@ def test_export_writes_a_compact_fp16_chatbot(tmp_path, tiny_chatbot):
     assert not list(target.glob("*.bin"))
     loaded = load_chatbot(str(target))
     assert loaded.is_dialogue_model and next(loaded.model.parameters()).dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--max-length", "4"], "--max-length must be >= 8"),
+        (["--vocab-size", "100"], "--vocab-size must be >= 300"),
+        (["--scheduler", "cosin"], "unknown --scheduler 'cosin'"),
+        (["--warmup-ratio", "1.5"], "--warmup-ratio"),
+    ],
+)
+def test_more_impossible_settings(argv, message, tmp_path):
+    with pytest.raises(SettingsError, match=message):
+        parse_args([*argv, "--output", str(tmp_path)])
+
+
+def test_resume_skips_a_checkpoint_whose_save_was_interrupted(tmp_path):
+    from training.train import last_complete_checkpoint
+
+    for step, complete in ((3, True), (6, True), (9, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-6")
+    assert last_complete_checkpoint(tmp_path / "missing") is None
+
+
+def test_broken_weights_are_a_one_line_error(tmp_path, tiny_chatbot):
+    import shutil
+
+    from chatbot.cli import main
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_chatbot, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    assert main(["train", "--init-from", str(broken), "--data", "chitchat", "--output", str(tmp_path / "o")]) == 2

@@ -90,6 +90,17 @@ class TrainConfig:
             raise SettingsError(f"--dropout must be in [0, 1) (got {self.dropout})")
         if self.max_history is not None and self.max_history < 1:
             raise SettingsError("--max-history must be >= 1 (it counts utterances of both speakers)")
+        if self.max_length is not None and self.max_length < 8:
+            raise SettingsError(f"--max-length must be >= 8 tokens (got {self.max_length})")
+        if self.vocab_size < 300:
+            raise SettingsError(f"--vocab-size must be >= 300 (got {self.vocab_size}): 256 bytes plus merges")
+        if not 0 <= self.warmup_ratio < 1:
+            raise SettingsError(f"--warmup-ratio must be in [0, 1) (got {self.warmup_ratio})")
+        from transformers import SchedulerType
+
+        schedulers = [s.value for s in SchedulerType]
+        if self.scheduler not in schedulers:
+            raise SettingsError(f"unknown --scheduler {self.scheduler!r}; choose one of {', '.join(schedulers)}")
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

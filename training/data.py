@@ -116,7 +116,7 @@ def _read_text(path: Path) -> str:
 
 
 def load_jsonl(path: Path, out: _Collector) -> None:
-    for lineno, line in enumerate(_read_text(path).splitlines(), 1):
+    for lineno, line in enumerate(split_lines(_read_text(path)), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -132,9 +132,10 @@ def load_jsonl(path: Path, out: _Collector) -> None:
             out.bad(exc)
 
 
-def _line_of(text: str, needle: str, start: int = 0) -> int:
-    pos = text.find(needle, start)
-    return text.count("\n", 0, pos) + 1 if pos >= 0 else 0
+def split_lines(text: str) -> list[str]:
+    """Lines as an editor numbers them: str.splitlines() would also break at U+2028/U+0085,
+    which JSON strings may contain raw."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def load_personachat_json(path: Path, out: _Collector) -> None:
@@ -148,7 +149,8 @@ def load_personachat_json(path: Path, out: _Collector) -> None:
     for split_name, items in data.items():
         split = {"validation": "valid", "dev": "valid"}.get(split_name, split_name)
         if not isinstance(items, list):
-            raise DataError(f"{path}: split {split_name!r} must be a list of dialogues")
+            logger.warning("%s: ignoring top-level key %r (not a list of dialogues)", path, split_name)
+            continue
         for n, item in enumerate(items, 1):
             where = f"{path}: {split_name} dialogue {n}"
             try:
@@ -163,17 +165,20 @@ def _personachat_item(item, where: str) -> Dialogue:
     utterances = item["utterances"]
     if not isinstance(utterances, list) or not utterances:
         raise DataError(f'{where}: "utterances" must be a non-empty list')
+    for k, u in enumerate(utterances, 1):
+        if not isinstance(u, dict) or "history" not in u or "candidates" not in u:
+            raise DataError(f'{where}: each utterance needs "history" and "candidates" (utterance {k})')
+        if not isinstance(u["history"], list):
+            raise DataError(f'{where}: "history" of utterance {k} must be a list of strings')
+        if not isinstance(u["candidates"], list) or not u["candidates"]:
+            raise DataError(f'{where}: "candidates" of utterance {k} must be a non-empty list (gold reply last)')
     last = utterances[-1]
-    if not isinstance(last, dict) or "history" not in last or "candidates" not in last:
-        raise DataError(f'{where}: each utterance needs "history" and "candidates"')
-    if not isinstance(last["candidates"], list) or not last["candidates"]:
-        raise DataError(f'{where}: "candidates" must be a non-empty list (gold reply last)')
     turns = list(last["history"]) + [last["candidates"][-1]]
     dialogue = check_dialogue(turns, item.get("personality", []), where)
     candidates: list[list[str]] = [[] for _ in dialogue.turns]
     for u in utterances:
-        index = len(u.get("history", []))
-        if index < len(candidates) and isinstance(u.get("candidates"), list):
+        index = len(u["history"])
+        if index < len(candidates):
             candidates[index] = [str(c) for c in u["candidates"]]
     dialogue.candidates = candidates
     return dialogue
@@ -182,6 +187,7 @@ def _personachat_item(item, where: str) -> Dialogue:
 def load_parlai_txt(path: Path, out: _Collector) -> None:
     """ParlAI ConvAI2: '1 your persona: ...', then 'N partner\\tself[\\t\\tcand|cand|...]'; N restarts at 1."""
     current: dict | None = None
+    skipping = False  # after a bad line, drop the rest of that dialogue quietly (counted once)
 
     def flush():
         if current is None:
@@ -194,7 +200,7 @@ def load_parlai_txt(path: Path, out: _Collector) -> None:
         except DataError as exc:
             out.bad(exc)
 
-    for lineno, raw in enumerate(_read_text(path).splitlines(), 1):
+    for lineno, raw in enumerate(split_lines(_read_text(path)), 1):
         if not raw.strip():
             continue
         number, _, rest = raw.partition(" ")
@@ -204,6 +210,9 @@ def load_parlai_txt(path: Path, out: _Collector) -> None:
         if number == "1":
             flush()
             current = {"line": lineno, "turns": [], "persona": [], "candidates": []}
+            skipping = False
+        if skipping:
+            continue
         if current is None:
             out.bad(DataError(f"{path}:{lineno}: dialogue does not start at line number 1"))
             continue
@@ -214,10 +223,13 @@ def load_parlai_txt(path: Path, out: _Collector) -> None:
         fields = rest.split("\t")
         if len(fields) < 2 or not fields[0].strip() or not fields[1].strip():
             out.bad(DataError(f"{path}:{lineno}: expected 'partner text<TAB>reply text'"))
-            current = None  # the rest of this dialogue cannot be trusted
+            current, skipping = None, True  # the rest of this dialogue cannot be trusted
             continue
-        current["turns"] += [fields[0].strip(), fields[1].strip()]
-        cands = fields[3].split("|") if len(fields) >= 4 and fields[3].strip() else []
+        reply = fields[1].strip()
+        current["turns"] += [fields[0].strip(), reply]
+        cands = [c.strip() for c in fields[3].split("|")] if len(fields) >= 4 and fields[3].strip() else []
+        # ParlAI only asks that the label be among the candidates; we keep it last (Hits@1 relies on it)
+        cands = [c for c in cands if c != reply] + [reply] if reply in cands else []
         current["candidates"] += [[], cands]
     flush()
 

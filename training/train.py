@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from chatbot.checkpoint import SETTINGS_FILE, ChatbotSettings
+from chatbot.checkpoint import SETTINGS_FILE, ChatbotSettings, load_chatbot
 from chatbot.errors import DataError, ModelLoadError, SettingsError
 from chatbot.format import DialogueFormat, TokenIds, add_special_tokens
 from training.config import TrainConfig
@@ -38,16 +38,15 @@ def load_splits(cfg: TrainConfig) -> tuple[list[Dialogue], list[Dialogue], list[
     return train, valid, notes
 
 
-def build_tokenizer_and_model(cfg: TrainConfig, train: list[Dialogue], main_process_first):
+def build_tokenizer_and_model(cfg: TrainConfig, train: list[Dialogue], main_process_first, resuming: bool):
     """Returns (tokenizer, model, settings) for the three starting points."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     if cfg.init_from:
-        settings = ChatbotSettings.load(cfg.init_from)
-        if settings is None:
+        if ChatbotSettings.load(cfg.init_from) is None:
             raise ModelLoadError(f"{cfg.init_from}: no {SETTINGS_FILE}; use --base-model for a plain causal LM")
-        tokenizer = AutoTokenizer.from_pretrained(cfg.init_from)
-        model = AutoModelForCausalLM.from_pretrained(cfg.init_from, use_safetensors=True)
+        loaded = load_chatbot(cfg.init_from)  # one-line errors for broken folders
+        tokenizer, model, settings = loaded.tokenizer, loaded.model, loaded.settings
         settings.base_model = f"{settings.base_model or '?'} -> {cfg.init_from}"
         return tokenizer, model, settings
 
@@ -55,7 +54,7 @@ def build_tokenizer_and_model(cfg: TrainConfig, train: list[Dialogue], main_proc
         n_layer, n_embd, n_head, context = cfg.shape
         tokenizer_dir = Path(cfg.output) / "tokenizer"
         with main_process_first(desc="training the tokenizer"):
-            if (tokenizer_dir / "tokenizer.json").is_file():  # --resume: the same tokenizer again
+            if resuming and (tokenizer_dir / "tokenizer.json").is_file():  # the same tokenizer again
                 tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
             else:
                 from training.tokenizer import train_bpe_tokenizer
@@ -142,12 +141,19 @@ def training_arguments(cfg: TrainConfig, has_eval: bool):
     )
 
 
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint whose save finished (the Trainer writes trainer_state.json last):
+    a process killed while saving leaves a partial folder that must not be resumed from."""
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.glob("checkpoint-*") if p.name[11:].isdigit() and (p / "trainer_state.json").is_file()]
+    return str(max(done, key=lambda p: int(p.name[11:]))) if done else None
+
+
 def check_output(cfg: TrainConfig) -> str | None:
     """The checkpoint to resume from, if any; refuses to overwrite a finished or running job silently."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     out = Path(cfg.output)
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    last = last_complete_checkpoint(out)
     if cfg.resume:
         if last is None:
             logger.warning("--resume: no checkpoint in %s yet, starting from the beginning", out)
@@ -169,7 +175,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     resume_from = check_output(cfg)
     train_dialogues, valid_dialogues, notes = load_splits(cfg)
     args = training_arguments(cfg, has_eval=bool(valid_dialogues))
-    tokenizer, model, settings = build_tokenizer_and_model(cfg, train_dialogues, args.main_process_first)
+    tokenizer, model, settings = build_tokenizer_and_model(
+        cfg, train_dialogues, args.main_process_first, resuming=resume_from is not None
+    )
     settings = apply_overrides(cfg, settings, model, train_dialogues)
     fmt = settings.format
 
