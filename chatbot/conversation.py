@@ -117,12 +117,16 @@ def load_conversations(path: str | os.PathLike) -> list[dict[str, list[str]]]:
     if not path.is_file():
         raise ChatbotError(f"{path}: no such conversation file")
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # utf-8-sig: files saved by some editors start with a byte-order mark; split on "\n" only,
+    # since JSON strings may hold U+2028 raw and str.splitlines() would cut them
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), start=1):
         if not line.strip():
             continue
         try:
             data = json.loads(line)
             persona, turns = data.get("persona", []), data["turns"]
+            if not isinstance(persona, list) or not isinstance(turns, list):
+                raise TypeError("persona and turns must be lists of strings")
             if not all(isinstance(t, str) for t in [*persona, *turns]):
                 raise TypeError("persona and turns must be lists of strings")
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:

@@ -418,3 +418,13 @@ def test_reply_batch_with_beam_search(bot):
     )
     assert [len(r.candidates) for r in replies] in ([5, 5], [15, 15], [5, 15], [15, 5])  # a retry adds 10
     assert all(r.text for r in replies)
+
+
+def test_load_conversations_accepts_bom_and_unicode_line_separators(tmp_path):
+    path = tmp_path / "c.jsonl"
+    line = json.dumps({"persona": [], "turns": ["hi\u2028there", "hello"]}, ensure_ascii=False)
+    path.write_text("\ufeff" + line + "\n", encoding="utf-8")
+    assert load_conversations(path)[0]["turns"] == ["hi\u2028there", "hello"]
+    path.write_text(json.dumps({"persona": "i like cats", "turns": ["a"]}) + "\n")
+    with pytest.raises(ChatbotError, match="c.jsonl:1"):
+        load_conversations(path)
