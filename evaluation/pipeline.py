@@ -7,7 +7,6 @@ WordNet), so tests can pass a fake reply source and a tiny embedder.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -332,7 +331,7 @@ def human_result(examples: Sequence[Example], scores, config: EvalConfig) -> Set
 
 def summarise_votes(path: str | Path) -> dict[str, Any]:
     """Win rates and Bradley-Terry ratings (with bootstrap intervals) of the web app's A/B votes."""
-    from chatbot.leaderboard import comparisons_from_votes, leaderboard, preset_names
+    from chatbot.leaderboard import comparisons_from_votes, leaderboard, preset_names, presets_json
     from chatbot.votes import VOTES_FILE, VoteStore
 
     path = Path(path).expanduser()
@@ -341,6 +340,7 @@ def summarise_votes(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ChatbotError(f"--votes {path}: no such vote file; pass the app's votes file or its --data-dir")
     votes = VoteStore(path).votes()
-    presets_json = {name: json.loads(s.identity) for name, s in PRESETS.items()}
-    standings = leaderboard(comparisons_from_votes(votes), names=preset_names(PRESETS), presets_json=presets_json)
+    standings = leaderboard(
+        comparisons_from_votes(votes), names=preset_names(PRESETS), presets_json=presets_json(PRESETS)
+    )
     return {"path": str(path), "total": len(votes), "standings": [asdict(s) for s in standings]}
