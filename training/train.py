@@ -244,6 +244,9 @@ def test_perplexity(cfg: TrainConfig, model, tokenizer, fmt: DialogueFormat) -> 
         return {}
     if cfg.limit:
         test = test[: max(1, cfg.limit // 10)]
+    if not test:
+        logger.warning("%s: the test split is empty; skipping test perplexity", cfg.data)
+        return {}
     model.eval()
     ppl = reply_perplexity(model, tokenizer, test, fmt, progress=lambda b: tqdm(b, desc="test perplexity"))
     model.train()
