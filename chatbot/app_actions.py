@@ -30,6 +30,7 @@ from chatbot.app_state import (
     clean_message,
     controls_from_settings,
     drop_last_exchange,
+    fold_stream,
     load_chat,
     local_checkpoints,
     messages,
@@ -167,14 +168,8 @@ class ChatApp:
         """Yield (chat messages, why rows, stats) while the reply streams; records the reply."""
         bot = self.bot(session)
         session.chat = chat_conversation(bot, session.chat, persona)
-        shown, withdrawn = "", []
-        for kind, value in stream_chat(session.chat, text, settings, session.cancel):
-            if kind == cm.DELTA:
-                shown += value
-            elif kind == cm.WITHDRAW:
-                withdrawn.append((shown, value))
-                shown = ""
-            else:
+        for kind, value, shown, withdrawn in fold_stream(stream_chat(session.chat, text, settings, session.cancel)):
+            if kind == cm.FINAL:
                 session.last_reply = value
                 yield (
                     self._chat_view(session),
@@ -311,14 +306,9 @@ class ChatApp:
         yield "", *self.ab_view(session, notice or "", shown["left"], shown["right"])
         try:
             for panel, settings in (("A", settings_a), ("B", settings_b)):
-                streamed, withdrawn = "", []
-                for kind, value in stream_ab(bot, session.ab_turns, persona, settings, session.cancel):
-                    if kind == cm.DELTA:
-                        streamed += value
-                    elif kind == cm.WITHDRAW:
-                        withdrawn.append((streamed, value))
-                        streamed = ""
-                    else:
+                events = stream_ab(bot, session.ab_turns, persona, settings, session.cancel)
+                for kind, value, streamed, withdrawn in fold_stream(events):
+                    if kind == cm.FINAL:
                         replies[panel] = value.text
                         streamed, withdrawn = value.text, []
                     shown[screens[panel]] = render_stream(streamed, withdrawn, cursor=kind != cm.FINAL)

@@ -357,6 +357,19 @@ def reply_stats(reply: cm.Reply | None, label: str = "", user_profanity: str = "
     return " · ".join(parts)
 
 
+def fold_stream(events):
+    """After each stream event, yield ``(kind, value, shown, withdrawn)``: the text shown so far and the
+    ``(text, reason)`` of every withdrawn attempt, as the chat and the A/B panels display them."""
+    shown, withdrawn = "", []
+    for kind, value in events:
+        if kind == cm.DELTA:
+            shown += value
+        elif kind == cm.WITHDRAW:
+            withdrawn.append((shown, value))
+            shown = ""
+        yield kind, value, shown, withdrawn
+
+
 def render_stream(shown: str, withdrawn: list[tuple[str, str]], cursor: bool = True) -> str:
     """A reply being streamed: withdrawn attempts struck through, then the current text."""
     lines = [f"~~{text.strip()}~~ *(withdrawn: {reason}; regenerating)*" for text, reason in withdrawn]
