@@ -65,6 +65,12 @@ class ChatbotSettings:
             raise ModelLoadError(f"{path}: broken chatbot settings file ({exc}); retrain or fix the file") from exc
 
 
+def model_context(model) -> int:
+    """The longest input a causal LM accepts, in tokens (GPT-2 names it n_positions)."""
+    config = model.config
+    return int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024))
+
+
 @dataclass
 class LoadedModel:
     """A model ready for generation, with what the reply path needs to know about it."""
@@ -86,10 +92,7 @@ class LoadedModel:
     def format(self) -> DialogueFormat:
         if self.settings is not None:
             return self.settings.format
-        context = getattr(self.model.config, "n_positions", None) or getattr(
-            self.model.config, "max_position_embeddings", 1024
-        )
-        return DialogueFormat(max_history=5, max_length=min(int(context), 1024))
+        return DialogueFormat(max_history=5, max_length=min(model_context(self.model), 1024))
 
 
 def resolve_model(name: str | os.PathLike | None) -> str:

@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from chatbot.checkpoint import SETTINGS_FILE, ChatbotSettings, load_chatbot
+from chatbot.checkpoint import SETTINGS_FILE, ChatbotSettings, load_chatbot, model_context
 from chatbot.errors import DataError, ModelLoadError, SettingsError
 from chatbot.format import DialogueFormat, TokenIds, add_special_tokens
 from training.config import TrainConfig
@@ -81,14 +81,14 @@ def build_tokenizer_and_model(cfg: TrainConfig, train: list[Dialogue], main_proc
             model.resize_token_embeddings(len(tokenizer))
         base = cfg.base_model
 
-    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
-    fmt = DialogueFormat(max_history=cfg.max_history or 5, max_length=cfg.max_length or min(context, 256))
+    # the default window; apply_overrides() applies --max-history/--max-length
+    fmt = DialogueFormat(max_history=5, max_length=min(model_context(model), 256))
     return tokenizer, model, ChatbotSettings(format=fmt, base_model=base)
 
 
 def apply_overrides(cfg: TrainConfig, settings: ChatbotSettings, model, train: list[Dialogue]) -> ChatbotSettings:
     """Format flags given on the command line win over a retrained chatbot's saved ones."""
-    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
+    context = model_context(model)
     fmt = DialogueFormat(
         max_history=cfg.max_history or settings.format.max_history,
         max_length=cfg.max_length or settings.format.max_length,
