@@ -15,7 +15,7 @@ from pathlib import Path
 
 from chatbot.checkpoint import SETTINGS_FILE, ChatbotSettings, load_chatbot, model_context
 from chatbot.errors import DataError, ModelLoadError, SettingsError
-from chatbot.format import DialogueFormat, TokenIds, add_special_tokens
+from chatbot.format import IGNORE_INDEX, DialogueFormat, TokenIds, add_special_tokens
 from training.config import TrainConfig
 from training.data import Dialogue, load_dialogues
 
@@ -192,7 +192,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX),
         processing_class=tokenizer,
     )
     result = trainer.train(resume_from_checkpoint=resume_from)
@@ -235,7 +235,7 @@ def test_perplexity(cfg: TrainConfig, model, tokenizer, fmt: DialogueFormat) -> 
     """Per-token and per-word perplexity of every utterance of the test split (if the source has one)."""
     from tqdm.auto import tqdm
 
-    from evaluation.perplexity import reply_perplexity
+    from chatbot.perplexity import reply_perplexity
 
     try:
         test, _ = load_dialogues(cfg.data, "test", skip_bad=True)
