@@ -12,8 +12,8 @@ The page holds no model logic: every reply comes from the conversation manager
 - ``chatbot.app_state``: per-tab sessions, shared models, pure helpers, and the adapter to the
   conversation manager.
 
-Votes go to a SQLite file in the data folder (``chatbot.votes``); the leaderboard is
-``chatbot.leaderboard``.
+Votes go to a SQLite file in the data folder (``chatbot.arena.votes``); the leaderboard is
+``chatbot.arena.leaderboard``.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from chatbot.app_state import (  # noqa: E402
     Session,
     default_data_dir,
 )
+from chatbot.arena.leaderboard import TABLE_HEADERS  # noqa: E402
 from chatbot.errors import ChatbotError  # noqa: E402
-from chatbot.leaderboard import TABLE_HEADERS  # noqa: E402
 from chatbot.sampling import DEFAULT_PRESET, STRATEGIES, SamplingSettings, load_presets  # noqa: E402
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 The methods take the tab's :class:`~chatbot.app_state.Session` and the widgets' values and return
 the widgets' new values, so tests call them directly, without a browser or a server. Replies come
 from the conversation manager through the adapter in :mod:`chatbot.app_state`; votes go to
-:mod:`chatbot.votes`; the table comes from :mod:`chatbot.leaderboard`.
+:mod:`chatbot.arena.votes`; the table comes from :mod:`chatbot.arena.leaderboard`.
 """
 
 from __future__ import annotations
@@ -47,10 +47,11 @@ from chatbot.app_state import (
     stream_ab,
     stream_chat,
 )
+from chatbot.arena.leaderboard import leaderboard, preset_names, presets_json, table_rows
+from chatbot.arena.ratings import comparisons_from_votes
+from chatbot.arena.votes import Vote, VoteStore
 from chatbot.errors import ChatbotError
-from chatbot.leaderboard import comparisons_from_votes, leaderboard, preset_names, presets_json, table_rows
 from chatbot.sampling import SamplingSettings
-from chatbot.votes import Vote, VoteStore
 
 logger = logging.getLogger(__name__)
 

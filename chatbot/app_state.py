@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from chatbot import conversation as cm
+from chatbot.arena.leaderboard import preset_names, presets_json, short_name
 from chatbot.errors import ChatbotError
-from chatbot.leaderboard import preset_names, presets_json, short_name
 from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings
 
 logger = logging.getLogger(__name__)

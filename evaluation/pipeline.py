@@ -331,8 +331,9 @@ def human_result(examples: Sequence[Example], scores, config: EvalConfig) -> Set
 
 def summarise_votes(path: str | Path) -> dict[str, Any]:
     """Win rates and Bradley-Terry ratings (with bootstrap intervals) of the web app's A/B votes."""
-    from chatbot.leaderboard import comparisons_from_votes, leaderboard, preset_names, presets_json
-    from chatbot.votes import VOTES_FILE, VoteStore
+    from chatbot.arena.leaderboard import leaderboard, preset_names, presets_json
+    from chatbot.arena.ratings import comparisons_from_votes
+    from chatbot.arena.votes import VOTES_FILE, VoteStore
 
     path = Path(path).expanduser()
     if path.is_dir():

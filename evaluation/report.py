@@ -238,7 +238,7 @@ def examples_section(result: EvaluationResult, count: int) -> list[Block]:
 def votes_section(result: EvaluationResult) -> list[Block]:
     if result.votes is None:
         return []
-    from chatbot.leaderboard import TABLE_HEADERS, Standing, table_rows
+    from chatbot.arena.leaderboard import TABLE_HEADERS, Standing, table_rows
 
     standings = [Standing(**row) for row in result.votes["standings"]]
     blocks = [Block("h2", "Human votes (A/B tab of the web app)")]

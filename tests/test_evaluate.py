@@ -38,7 +38,7 @@ def long_dialogues(dialogues):
 
 @pytest.fixture(scope="module")
 def votes_file(tmp_path_factory):
-    from chatbot.votes import Vote, VoteStore
+    from chatbot.arena.votes import Vote, VoteStore
 
     path = tmp_path_factory.mktemp("votes") / "votes.sqlite3"
     store = VoteStore(path)

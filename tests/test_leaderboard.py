@@ -8,18 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from chatbot.leaderboard import (
-    BASE_RATING,
-    Comparison,
-    bootstrap_intervals,
-    bradley_terry,
-    comparisons_from_votes,
-    leaderboard,
-    preset_names,
-    presets_json,
-    short_name,
-    table_rows,
-)
+from chatbot.arena.leaderboard import leaderboard, preset_names, presets_json, short_name, table_rows
+from chatbot.arena.ratings import BASE_RATING, Comparison, bootstrap_intervals, bradley_terry, comparisons_from_votes
 
 G = json.dumps({"do_sample": False}, sort_keys=True)
 P = json.dumps({"do_sample": True, "temperature": 0.7, "top_p": 0.9}, sort_keys=True)

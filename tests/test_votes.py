@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.votes import VOTES_FILE, Vote, VoteStore
+from chatbot.arena.votes import VOTES_FILE, Vote, VoteStore
 
 GREEDY = json.dumps({"do_sample": False}, sort_keys=True)
 TOP_P = json.dumps({"do_sample": True, "temperature": 0.7, "top_p": 0.9}, sort_keys=True)
@@ -112,7 +112,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
 WRITER = """
 import sys
 from tests.test_votes import make_vote
-from chatbot.votes import VoteStore
+from chatbot.arena.votes import VoteStore
 store = VoteStore(sys.argv[1])
 while True:
     vote_id = store.add(make_vote("A", reply_a="x" * 5000))

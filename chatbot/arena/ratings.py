@@ -1,16 +1,14 @@
-"""Rank sampling settings from pairwise votes: counts, win rate, Bradley-Terry rating, bootstrap interval.
+"""Ratings from pairwise votes: Bradley-Terry fit on the Elo scale and its bootstrap interval.
 
-Pure functions on plain values, shared by the web app's A/B tab and the evaluation report::
+Pure functions on plain values; :mod:`chatbot.arena.leaderboard` turns them into a table::
 
     comparisons = [Comparison(a=id_greedy, b=id_top_p, winner="B"), ...]
-    for row in leaderboard(comparisons, names=preset_names(PRESETS)):
-        print(row.name, row.votes, row.win_rate, row.rating, row.low, row.high)
+    ratings = bradley_terry(comparisons)
+    intervals = bootstrap_intervals(comparisons, rounds=200, seed=0)
 
 Choices (where the literature leaves room):
 
-- A tie and a "both bad" vote count as half a win for each side, in the win rate and in the
-  rating, as Chatbot Arena does; "both bad" is also counted separately, because two bad replies
-  say something about both settings that a tie does not.
+- A tie and a "both bad" vote count as half a win for each side, as Chatbot Arena does.
 - Ratings are on the Elo scale (400 points = 10:1 odds) around 1000. Each setting also plays
   ``prior`` virtual games, drawn, against a fixed 1000-rated anchor: without it a setting that has
   only wins would get an infinite rating, and settings never compared with each other would have
@@ -22,10 +20,7 @@ Choices (where the literature leaves room):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,29 +39,12 @@ class Comparison:
     winner: str  # "A", "B", "tie" or "both-bad"
 
 
-@dataclass(frozen=True)
-class Standing:
-    """One leaderboard row."""
-
-    identity: str
-    name: str
-    votes: int
-    wins: int
-    losses: int
-    ties: int  # ties and both-bad together
-    both_bad: int
-    win_rate: float  # (wins + ties / 2) / votes
-    rating: float
-    low: float  # bootstrap interval of the rating
-    high: float
-
-
 def comparisons_from_votes(votes: Iterable) -> list[Comparison]:
-    """Comparisons from :class:`chatbot.votes.Vote` objects (or anything with the same attributes)."""
+    """Comparisons from :class:`chatbot.arena.votes.Vote` objects (or anything with the same attributes)."""
     return [Comparison(v.settings_a_id, v.settings_b_id, v.winner) for v in votes]
 
 
-def _scores(c: Comparison) -> tuple[float, float]:
+def vote_points(c: Comparison) -> tuple[float, float]:
     """Points of (a, b) in one vote: 1/0, 0/1, or half each for a tie or both-bad."""
     if c.winner == "A":
         return 1.0, 0.0
@@ -106,7 +84,7 @@ def _points_matrix(comparisons: Sequence[Comparison], index: Mapping[str, int], 
     )
     a = np.array([index[c.a] for c in kept], dtype=int)
     b = np.array([index[c.b] for c in kept], dtype=int)
-    scores = np.array([_scores(c) for c in kept], dtype=float).reshape(-1, 2)
+    scores = np.array([vote_points(c) for c in kept], dtype=float).reshape(-1, 2)
     wins = np.zeros((len(index), len(index)))
     np.add.at(wins, (a, b), weight * scores[:, 0])
     np.add.at(wins, (b, a), weight * scores[:, 1])
@@ -164,101 +142,3 @@ def bootstrap_intervals(
         name: (_quantile(samples[:, i].tolist(), tail), _quantile(samples[:, i].tolist(), 1 - tail))
         for name, i in index.items()
     }
-
-
-def preset_names(presets: Mapping[str, object]) -> dict[str, str]:
-    """identity -> preset name, from a mapping of name -> settings object with an ``identity`` attribute."""
-    return {settings.identity: name for name, settings in presets.items()}
-
-
-def presets_json(presets: Mapping[str, object]) -> dict[str, dict]:
-    """preset name -> its identity parsed (the settings that matter), what ``short_name`` compares against."""
-    return {name: json.loads(settings.identity) for name, settings in presets.items()}
-
-
-def short_name(identity: str, names: Mapping[str, str] | None = None, presets_json: Mapping[str, dict] | None = None):
-    """A readable name for a setting: the preset's name when it equals one.
-
-    Otherwise, when ``presets_json`` (preset name -> settings dict) is given, the closest preset
-    and what differs from it ("top-p, temperature=1.0"); failing that, "custom-" and a short hash
-    of the identity, stable across runs.
-    """
-    if names and identity in names:
-        return names[identity]
-    custom = "custom-" + hashlib.sha1(identity.encode("utf-8")).hexdigest()[:6]
-    try:
-        settings = json.loads(identity)
-    except json.JSONDecodeError:
-        return custom
-    if not presets_json or not isinstance(settings, dict):
-        return custom
-
-    def differences(preset: dict) -> list[str]:
-        keys = sorted(set(settings) | set(preset))
-        return [f"{k}={settings.get(k)}" for k in keys if settings.get(k) != preset.get(k)]
-
-    name, diff = min(((n, differences(p)) for n, p in presets_json.items()), key=lambda item: len(item[1]))
-    if not diff or len(diff) > 3:
-        return custom
-    return f"{name}, {', '.join(diff)}"
-
-
-def leaderboard(
-    comparisons: Sequence[Comparison],
-    names: Mapping[str, str] | None = None,
-    presets_json: Mapping[str, dict] | None = None,
-    rounds: int = 200,
-    seed: int = 0,
-) -> list[Standing]:
-    """One row per setting compared so far, best rating first."""
-    useful = [c for c in comparisons if c.a != c.b]
-    ratings = bradley_terry(useful)
-    intervals = bootstrap_intervals(useful, rounds=rounds, seed=seed)
-    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # wins, losses, ties, both-bad
-    for c in useful:
-        for me, points in ((c.a, _scores(c)[0]), (c.b, _scores(c)[1])):
-            row = tally[me]
-            row[0 if points == 1 else 1 if points == 0 else 2] += 1
-            row[3] += c.winner == "both-bad"
-    rows = []
-    for identity, (wins, losses, ties, both_bad) in tally.items():
-        votes = wins + losses + ties
-        low, high = intervals[identity]
-        rows.append(
-            Standing(
-                identity=identity,
-                name=short_name(identity, names, presets_json),
-                votes=votes,
-                wins=wins,
-                losses=losses,
-                ties=ties,
-                both_bad=both_bad,
-                win_rate=(wins + ties / 2) / votes,
-                rating=ratings[identity],
-                low=low,
-                high=high,
-            )
-        )
-    rows.sort(key=lambda r: (-r.rating, r.name))
-    return rows
-
-
-MIN_VOTES_FOR_INTERVAL = 5  # below this a bootstrap interval looks precise and is not: say so instead
-TABLE_HEADERS = ["rank", "setting", "votes", "W-L-T", "both bad", "win rate", "rating", "95% interval"]
-
-
-def table_rows(standings: Sequence[Standing]) -> list[list]:
-    """The leaderboard as display rows (rounded), in TABLE_HEADERS order."""
-    return [
-        [
-            rank,
-            s.name,
-            s.votes,
-            f"{s.wins}-{s.losses}-{s.ties}",
-            s.both_bad,
-            f"{s.win_rate:.0%}",
-            round(s.rating),
-            f"{round(s.low)} to {round(s.high)}" if s.votes >= MIN_VOTES_FOR_INTERVAL else "needs more votes",
-        ]
-        for rank, s in enumerate(standings, start=1)
-    ]
