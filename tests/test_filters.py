@@ -15,9 +15,13 @@ from chatbot.filters import (
     ProfanityIndex,
     ReplyFilter,
     check_degenerate,
+    check_in_reply,
     check_length,
     check_loop,
+    check_repeated_phrase,
+    check_repeated_sentence,
     hide_word,
+    sentences,
     words,
 )
 
@@ -47,11 +51,71 @@ def test_length_in_words():
     assert check_length(5, 1, 5) is None
 
 
-def test_loop_detection():
-    assert check_loop(words("i like it i like it i like it"), 3, 2) == "loops on 'i like it' (3 times)"
-    assert check_loop(words("no no no no no"), 3, 2) == "loops on 'no no no' (3 times)"
-    assert check_loop(words("i don't know, i don't know."), 3, 2) is None
-    assert check_loop(words("a b"), 3, 2) is None
+# the verdicts the in-reply checks exist for (issue #12), with the reason a user sees
+IN_REPLY_VERDICTS = [
+    ("I like to cook and cook a lot. I like to cook", "repeated phrase: 'i like to cook'"),
+    ("I love pizza too! I love pizza too!", "repeated sentence"),
+    (
+        "I do enjoy music. I do like to listen to music music. I like to listen to music.",
+        "repeated phrase: 'like to listen to music'",
+    ),
+    ("rororororo", "token loop: 'rororororo'"),
+    ("i like italian", None),
+    # ordinary chat these rules keep (each one seen in the chitchat test split)
+    ("haha yes", None),
+    ("hahaha that is so funny", None),
+    ("no no, i meant the other one", None),
+    ("no no no", None),
+    ("it was very very good", None),
+    ("sooooo good", None),
+    ("i don't know, i don't know.", None),  # a 3-word phrase twice is still allowed
+    ("Hello? Hello", "repeated sentence"),
+    ("I got \ufffd there", "replacement character"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), IN_REPLY_VERDICTS)
+def test_in_reply_verdicts(text, reason):
+    assert check_in_reply(text, FilterSettings()) == reason
+    assert ReplyFilter(FilterSettings()).check(text, FilterContext()) == reason
+
+
+def test_loops_in_a_word_and_across_words():
+    # a unit of 1-3 letters repeated to 10 letters; the run may sit inside a longer word
+    assert check_loop("hahahahaha", [], 10, 4) == "token loop: 'hahahahaha'"
+    assert check_loop("hahahaha", [], 10, 4) is None  # 8 letters
+    assert check_loop("Noooooooooo way", [], 10, 4) == "token loop: 'oooooooooo'"
+    assert check_loop("abcabcabcabc", [], 10, 4) == "token loop: 'abcabcabcabc'"  # 3 letters x 4 = 12 >= 10
+    assert check_loop("abcabcabc", [], 10, 4) is None
+    assert check_loop("aababababab", [], 10, 4) == "token loop: 'ababababab'"  # found wherever it starts
+    assert check_loop("1000000000000", [], 10, 4) is None  # digits are numbers, not loops
+    assert check_loop("x" * 60, [], 10, 4) == "token loop: 'xxxxxxxxxxxxxxxxxxxxx...'"
+    assert check_loop("", words("the the the the end"), 10, 4) == "token loop: 'the the the the'"
+    assert check_loop("", words("the the the end the"), 10, 4) is None
+    assert check_loop("", words("the the the end"), 10, 3) == "token loop: 'the the the'"
+
+
+def test_sentences_and_phrases():
+    assert sentences("Hi! How are you?? i'm fine...") == ["hi", "how are you", "i'm fine"]
+    assert sentences("I love it. I love it", finished_only=True) == ["i love it"]
+    assert check_repeated_sentence("Fine, thanks. fine thanks!") == "repeated sentence"
+    assert check_repeated_sentence("I love it. I love it", finished_only=True) is None  # may go on: "... more"
+    assert check_repeated_sentence("I love it. I love it more.") is None
+    assert check_repeated_phrase(words("a b c d x a b c d"), 4) == "repeated phrase: 'a b c d'"
+    assert check_repeated_phrase(words("a b c x a b c"), 4) is None
+    assert check_repeated_phrase(words("a b c x a b c"), 3) == "repeated phrase: 'a b c'"
+    assert check_repeated_phrase(words("no no no no no"), 4) == "repeated phrase: 'no no no no'"  # overlapping
+
+
+def test_in_reply_checks_can_be_turned_off_except_the_replacement_character():
+    off = FilterSettings(repetition=False)
+    assert check_in_reply("I love pizza too! I love pizza too!", off) is None
+    assert check_in_reply("rororororo", off) is None
+    assert check_in_reply("caf\ufffd", off) == "replacement character"
+    assert check_in_reply("we cook a lot and cook a lot", FilterSettings(repeat_phrase_words=3)) == (
+        "repeated phrase: 'cook a lot'"
+    )
+    assert check_in_reply("no no no", FilterSettings(loop_words=3)) == "token loop: 'no no no'"
 
 
 @pytest.mark.parametrize(
@@ -66,7 +130,8 @@ def test_loop_detection():
         ("hi, how are you?", "echoes the user's message"),
         ("Hi how are you", "echoes the user's message"),
         ("i like pizza a lot.", "repeats a recent bot reply"),
-        ("yes yes yes yes yes", "loops on 'yes yes yes' (3 times)"),
+        ("yes yes yes yes yes", "token loop: 'yes yes yes yes'"),
+        ("i like it a lot, i like it a lot", "repeated phrase: 'i like it a lot'"),
         ("i am good, thanks. how about you?", None),
         ("good, how are you?", None),  # answering with the same question is ordinary chit-chat
     ],
@@ -88,7 +153,7 @@ def test_switches():
     context = FilterContext(last_user="hello there")
     assert ReplyFilter(FilterSettings(echo=False)).check("hello there", context) is None
     assert ReplyFilter(FilterSettings(profanity=False)).check("oh shit", context) is None
-    assert ReplyFilter(FilterSettings(loop_ngram=0)).check("no no no no no", context) is None
+    assert ReplyFilter(FilterSettings(repetition=False)).check("no no no no no", context) is None
     assert ReplyFilter(FilterSettings(min_words=3)).check("ok then", context) == "too short (2 words < 3)"
 
 
@@ -171,6 +236,11 @@ def test_partial_checks_are_the_prefix_safe_ones():
     assert filt.check_partial("oh shit ") == "profanity (s***)"
     assert filt.check_partial("one two three four ") == "too long (4 words > 3)"
     assert filt.check_partial("") is None  # empty is fine while streaming: the reply is not over
+    streaming = ReplyFilter(FilterSettings())
+    assert streaming.check_partial("I love it. I love it ") is None  # the sentence may still go on
+    assert streaming.check_partial("I love it. I love it. ") == "repeated sentence"
+    assert streaming.check_partial("I like to cook and I like to cook ") == "repeated phrase: 'i like to cook'"
+    assert streaming.check_partial("rororororo ") == "token loop: 'rororororo'"
 
 
 def test_settings_validation_names_the_setting():
@@ -180,8 +250,9 @@ def test_settings_validation_names_the_setting():
         ({"min_words": 5, "max_words": 3}, "max_words"),
         ({"user_profanity": "ban"}, "user_profanity"),
         ({"similarity": 0}, "similarity"),
-        ({"loop_ngram": 1}, "loop_ngram"),
-        ({"loop_max_repeats": 0}, "loop_max_repeats"),
+        ({"repeat_phrase_words": 1}, "repeat_phrase_words"),
+        ({"loop_chars": 3}, "loop_chars"),
+        ({"loop_words": 1}, "loop_words"),
         ({"retry_multiplier": 0}, "retry_multiplier"),
         ({"fallback_replies": []}, "fallback_replies"),
         ({"profanity_whitelist": "god"}, "profanity_whitelist"),
@@ -205,3 +276,13 @@ def test_a_whitelisted_word_is_not_read_as_another_entry():
     # "gal" matches the entry "gai" through better-profanity's l -> i substitution
     assert ProfanityIndex().find("she is a nice gal") == "gal"
     assert ProfanityIndex(whitelist=("gal",)).find("she is a nice gal") is None
+
+
+def test_settings_saved_before_the_in_reply_checks_still_load():
+    # chatbot.json of older checkpoints: the full defaults of the time, or the loop check turned off
+    old_defaults = FilterSettings().to_dict()
+    for name in ("repetition", "repeat_phrase_words", "loop_chars", "loop_words"):
+        del old_defaults[name]
+    assert FilterSettings.from_dict(old_defaults | {"loop_ngram": 3, "loop_max_repeats": 2}) == FilterSettings()
+    assert FilterSettings.from_dict({"loop_ngram": 0, "loop_max_repeats": 2}).repetition is False
+    assert FilterSettings.from_dict({"loop_ngram": 0, "repetition": True}).repetition is True  # the newer key wins
