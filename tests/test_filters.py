@@ -96,7 +96,7 @@ def test_loops_in_a_word_and_across_words():
 
 
 def test_sentences_and_phrases():
-    assert sentences("Hi! How are you?? i'm fine...") == ["hi", "how are you", "i'm fine"]
+    assert sentences("Hi! How are you?? i'm fine... '.") == ["hi", "how are you", "i'm fine"]
     assert sentences("I love it. I love it", finished_only=True) == ["i love it"]
     assert check_repeated_sentence("Fine, thanks. fine thanks!") == "repeated sentence"
     assert check_repeated_sentence("I love it. I love it", finished_only=True) is None  # may go on: "... more"
