@@ -8,13 +8,30 @@ from types import SimpleNamespace
 
 import pytest
 
-from chatbot.arena.leaderboard import leaderboard, preset_names, presets_json, short_name, table_rows
-from chatbot.arena.ratings import BASE_RATING, Comparison, bootstrap_intervals, bradley_terry, comparisons_from_votes
+from chatbot.arena.leaderboard import (
+    TABLE_HEADERS,
+    leaderboard,
+    preset_names,
+    presets_json,
+    short_name,
+    table_rows,
+)
+from chatbot.arena.ratings import (
+    BASE_RATING,
+    Comparison,
+    Tally,
+    bootstrap_intervals,
+    bradley_terry,
+    comparisons_from_votes,
+)
 
 G = json.dumps({"do_sample": False}, sort_keys=True)
 P = json.dumps({"do_sample": True, "temperature": 0.7, "top_p": 0.9}, sort_keys=True)
 D = json.dumps({"do_sample": True, "temperature": 1.2, "top_p": 0.95}, sort_keys=True)
 PRESETS_JSON = {"greedy": json.loads(G), "top-p": json.loads(P), "diverse": json.loads(D)}
+
+
+INTERVAL = TABLE_HEADERS.index("95% interval")
 
 
 def votes(a, b, pattern):
@@ -66,14 +83,14 @@ def test_leaderboard_rows_counts_and_order():
     rows = leaderboard(comparisons, names=preset_names({"greedy": SimpleNamespace(identity=G)}), rounds=50)
     assert [r.identity for r in rows] == [P, G]  # D only played itself: left out
     top, bottom = rows
-    assert (top.votes, top.wins, top.losses, top.ties, top.both_bad) == (5, 2, 1, 2, 1)
+    assert (top.votes, top.wins, top.losses, top.ties, top.counts["both-bad"]) == (5, 2, 1, 2, 1)
     assert top.win_rate == pytest.approx(3 / 5)
     assert bottom.win_rate == pytest.approx(2 / 5)
     assert bottom.name == "greedy"
     assert top.name.startswith("custom-")
     assert table_rows(rows)[0][:6] == [1, top.name, 5, "2-1-2", 1, "60%"]
-    assert table_rows(rows)[0][7] == f"{round(top.low)} to {round(top.high)}"
-    assert table_rows(leaderboard(comparisons[:4], rounds=10))[0][7] == "needs more votes"
+    assert table_rows(rows)[0][INTERVAL] == f"{round(top.low)} to {round(top.high)}"
+    assert table_rows(leaderboard(comparisons[:4], rounds=10))[0][INTERVAL] == "needs more votes"
     assert leaderboard([]) == []
 
 
@@ -93,4 +110,4 @@ def test_presets_json_parses_each_identity():
 
 def test_comparisons_from_vote_objects():
     vote = SimpleNamespace(settings_a_id=G, settings_b_id=P, winner="tie")
-    assert comparisons_from_votes([vote]) == [Comparison(G, P, "tie")]
+    assert comparisons_from_votes([vote]) == [Tally(G, P, "tie")]

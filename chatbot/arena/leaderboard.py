@@ -1,42 +1,91 @@
-"""The arena's leaderboard: one row per sampling setting, with readable names and display rows.
+"""The arena's leaderboard: one row per sampling setting, raw and length-controlled, with what was left out.
 
 Shared by the web app's A/B tab and the evaluation report::
 
-    comparisons = comparisons_from_votes(store.votes())
-    for row in leaderboard(comparisons, names=preset_names(PRESETS)):
-        print(row.name, row.votes, row.win_rate, row.rating, row.low, row.high)
+    board = build_board(store.tallies(fingerprint), names=preset_names(PRESETS))
+    for row in board.standings:
+        print(row.name, row.votes, row.win_rate, row.rating, row.lc_rating)
+    print(board_summary(board))      # votes left out and why, the length coefficient, position bias
+
+The point ratings are cheap (a Newton fit on tallies); the bootstrap intervals are not, so
+:class:`IntervalCache` computes them in a background thread and the table says "updating" meanwhile.
 
 A tie and a "both bad" vote count as half a win for each side in the win rate (see
-:mod:`chatbot.arena.ratings` for the rating and its interval); "both bad" is also counted
-separately, because two bad replies say something about both settings that a tie does not.
+:mod:`chatbot.arena.kinds`); "both bad" is also counted in its own column.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
+import logging
+import math
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
-from chatbot.arena.ratings import Comparison, bootstrap_intervals, bradley_terry, vote_points
+from chatbot.arena.kinds import PANELS, SHARED_KINDS, outcome_for, points
+from chatbot.arena.provenance import EXCLUSION_REASONS, exclusion_reason
+from chatbot.arena.ratings import BASE_RATING, Comparison, Intervals, Tally, as_tallies, bootstrap, fit_ratings
+
+logger = logging.getLogger(__name__)
+
+SAME_SETTING = "same-setting"
+LEFT_OUT_NOTES = {**EXCLUSION_REASONS, SAME_SETTING: "both sides were the same setting (never rated)"}
+MIN_VOTES_FOR_INTERVAL = 5  # below this a bootstrap interval looks precise and is not: say so instead
+UPDATING = "updating…"
 
 
 @dataclass(frozen=True)
 class Standing:
-    """One leaderboard row."""
+    """One leaderboard row. ``counts``: votes by outcome for this setting ("win", "loss", or a shared kind)."""
 
     identity: str
     name: str
     votes: int
-    wins: int
-    losses: int
-    ties: int  # ties and both-bad together
-    both_bad: int
-    win_rate: float  # (wins + ties / 2) / votes
+    counts: dict[str, int]
+    win_rate: float  # points / votes, a shared kind counting its points (half for a tie)
     rating: float
-    low: float  # bootstrap interval of the rating
-    high: float
+    lc_rating: float = BASE_RATING  # length-controlled
+    low: float | None = None  # bootstrap interval of the rating (None: not computed yet)
+    high: float | None = None
+    lc_low: float | None = None
+    lc_high: float | None = None
+    left_votes: int = 0  # votes where this setting's reply was on the left
+    left_win_rate: float | None = None
+    right_votes: int = 0
+    right_win_rate: float | None = None
+
+    @property
+    def wins(self) -> int:
+        return self.counts.get("win", 0)
+
+    @property
+    def losses(self) -> int:
+        return self.counts.get("loss", 0)
+
+    @property
+    def ties(self) -> int:
+        """Votes of every shared kind (tie, both bad, ...): the T of W-L-T."""
+        return sum(self.counts.get(kind.choice, 0) for kind in SHARED_KINDS)
+
+
+@dataclass(frozen=True)
+class Board:
+    """Everything the leaderboard shows for one scope of votes."""
+
+    standings: list[Standing]
+    total: int  # votes in scope
+    rated: int  # votes in the ratings
+    left_out: dict[str, int]  # reason (LEFT_OUT_NOTES key) -> votes not in the ratings
+    include_flagged: bool  # fallback / retry / identical-text votes were counted
+    length_coef: float | None = None  # log-odds per unit of the length covariate
+    length_interval: tuple[float, float] | None = None
+    left_points: float | None = None  # share of points the left reply won (ties half), rated votes
+    intervals: bool = False  # bootstrap intervals filled in
+    unknown_provenance: int = 0  # rated votes from before provenance was recorded
 
 
 def preset_names(presets: Mapping[str, object]) -> dict[str, str]:
@@ -47,6 +96,11 @@ def preset_names(presets: Mapping[str, object]) -> dict[str, str]:
 def presets_json(presets: Mapping[str, object]) -> dict[str, dict]:
     """preset name -> its identity parsed (the settings that matter), what ``short_name`` compares against."""
     return {name: json.loads(settings.identity) for name, settings in presets.items()}
+
+
+def settings_diff(a: Mapping, b: Mapping) -> list[tuple[str, object, object]]:
+    """(field, value in a, value in b) for every field whose values differ, sorted by field."""
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def short_name(identity: str, names: Mapping[str, str] | None = None, presets_json: Mapping[str, dict] | None = None):
@@ -65,59 +119,196 @@ def short_name(identity: str, names: Mapping[str, str] | None = None, presets_js
         return custom
     if not presets_json or not isinstance(settings, dict):
         return custom
-
-    def differences(preset: dict) -> list[str]:
-        keys = sorted(set(settings) | set(preset))
-        return [f"{k}={settings.get(k)}" for k in keys if settings.get(k) != preset.get(k)]
-
-    name, diff = min(((n, differences(p)) for n, p in presets_json.items()), key=lambda item: len(item[1]))
+    name, diff = min(((n, settings_diff(settings, p)) for n, p in presets_json.items()), key=lambda item: len(item[1]))
     if not diff or len(diff) > 3:
         return custom
-    return f"{name}, {', '.join(diff)}"
+    return f"{name}, {', '.join(f'{k}={mine}' for k, mine, _ in diff)}"
 
 
-def leaderboard(
-    comparisons: Sequence[Comparison],
-    names: Mapping[str, str] | None = None,
-    presets_json: Mapping[str, dict] | None = None,
-    rounds: int = 200,
-    seed: int = 0,
-) -> list[Standing]:
-    """One row per setting compared so far, best rating first."""
-    useful = [c for c in comparisons if c.a != c.b]
-    ratings = bradley_terry(useful)
-    intervals = bootstrap_intervals(useful, rounds=rounds, seed=seed)
-    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # wins, losses, ties, both-bad
-    for c in useful:
-        for me, points in ((c.a, vote_points(c)[0]), (c.b, vote_points(c)[1])):
-            row = tally[me]
-            row[0 if points == 1 else 1 if points == 0 else 2] += 1
-            row[3] += c.winner == "both-bad"
+def left_out_reason(t: Tally) -> str | None:
+    """Why a tally's votes are not rated by default (a LEFT_OUT_NOTES key), or None."""
+    if t.a == t.b:
+        return SAME_SETTING
+    return exclusion_reason(t.provenance_a, t.provenance_b, t.identical)
+
+
+def rated_tallies(tallies: Sequence[Tally], include_flagged: bool = False) -> tuple[list[Tally], dict[str, int]]:
+    """The tallies the ratings use, and the votes left out by reason (all listed, even when included)."""
+    rated, left_out = [], Counter()
+    for t in tallies:
+        reason = left_out_reason(t)
+        if reason is not None:
+            left_out[reason] += t.n
+        if reason is None or (include_flagged and reason != SAME_SETTING):
+            rated.append(t)
+    return rated, dict(left_out)
+
+
+def _standings(tallies: Sequence[Tally], raw, lc, names, presets) -> list[Standing]:
+    counts: dict[str, Counter] = defaultdict(Counter)
+    earned: dict[str, float] = defaultdict(float)
+    by_side: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])  # (identity, side) -> points, votes
+    for t in tallies:
+        for panel, identity, got in zip(PANELS, (t.a, t.b), points(t.winner), strict=True):
+            counts[identity][outcome_for(t.winner, panel)] += t.n
+            earned[identity] += got * t.n
+            side = "left" if (panel == "A") != t.swapped else "right"
+            by_side[identity, side][0] += got * t.n
+            by_side[identity, side][1] += t.n
     rows = []
-    for identity, (wins, losses, ties, both_bad) in tally.items():
-        votes = wins + losses + ties
-        low, high = intervals[identity]
+    for identity, tally in counts.items():
+        votes = sum(tally.values())
+        left, right = by_side[identity, "left"], by_side[identity, "right"]
         rows.append(
             Standing(
                 identity=identity,
-                name=short_name(identity, names, presets_json),
+                name=short_name(identity, names, presets),
                 votes=votes,
-                wins=wins,
-                losses=losses,
-                ties=ties,
-                both_bad=both_bad,
-                win_rate=(wins + ties / 2) / votes,
-                rating=ratings[identity],
-                low=low,
-                high=high,
+                counts=dict(tally),
+                win_rate=earned[identity] / votes,
+                rating=raw.ratings[identity],
+                lc_rating=lc.ratings[identity],
+                left_votes=int(left[1]),
+                left_win_rate=left[0] / left[1] if left[1] else None,
+                right_votes=int(right[1]),
+                right_win_rate=right[0] / right[1] if right[1] else None,
             )
         )
     rows.sort(key=lambda r: (-r.rating, r.name))
     return rows
 
 
-MIN_VOTES_FOR_INTERVAL = 5  # below this a bootstrap interval looks precise and is not: say so instead
-TABLE_HEADERS = ["rank", "setting", "votes", "W-L-T", "both bad", "win rate", "rating", "95% interval"]
+def with_intervals(board: Board, raw: Intervals, lc: Intervals) -> Board:
+    """The board with its bootstrap intervals filled in."""
+    standings = [
+        replace(s, low=raw.ratings[s.identity][0], high=raw.ratings[s.identity][1],
+                 lc_low=lc.ratings[s.identity][0], lc_high=lc.ratings[s.identity][1])
+        for s in board.standings
+    ]  # fmt: skip
+    return replace(board, standings=standings, length_interval=lc.length_coef, intervals=True)
+
+
+def build_board(
+    tallies: Sequence[Tally] | Sequence[Comparison],
+    names: Mapping[str, str] | None = None,
+    presets_json: Mapping[str, dict] | None = None,
+    include_flagged: bool = False,
+) -> Board:
+    """Counts and point ratings (raw and length-controlled), without intervals: cheap, for every vote."""
+    tallies = as_tallies(tallies)
+    rated, left_out = rated_tallies(tallies, include_flagged)
+    raw, lc = fit_ratings(rated), fit_ratings(rated, length=True)
+    total_rated = sum(t.n for t in rated)
+    left = sum(points(t.winner)[1 if t.swapped else 0] * t.n for t in rated)
+    return Board(
+        standings=_standings(rated, raw, lc, names, presets_json),
+        total=sum(t.n for t in tallies),
+        rated=total_rated,
+        left_out=left_out,
+        include_flagged=include_flagged,
+        length_coef=lc.length_coef if total_rated else None,
+        left_points=left / total_rated if total_rated else None,
+        unknown_provenance=sum(t.n for t in rated if "unknown" in (t.provenance_a, t.provenance_b)),
+    )
+
+
+def board_intervals(tallies: Sequence[Tally], include_flagged: bool, rounds: int, seed: int = 0):
+    """Bootstrap intervals (raw, length-controlled) of a board's ratings: the slow part."""
+    rated, _ = rated_tallies(as_tallies(tallies), include_flagged)
+    return bootstrap(rated, rounds=rounds, seed=seed), bootstrap(rated, length=True, rounds=rounds, seed=seed)
+
+
+def leaderboard(
+    comparisons: Sequence[Comparison] | Sequence[Tally],
+    names: Mapping[str, str] | None = None,
+    presets_json: Mapping[str, dict] | None = None,
+    rounds: int = 200,
+    seed: int = 0,
+    include_flagged: bool = False,
+) -> list[Standing]:
+    """One row per setting compared so far, best rating first, intervals included (computed here)."""
+    board = build_board(comparisons, names, presets_json, include_flagged)
+    return with_intervals(board, *board_intervals(as_tallies(comparisons), include_flagged, rounds, seed)).standings
+
+
+class IntervalCache:
+    """Bootstrap intervals computed off the request path, one job at a time, remembered per set of votes.
+
+    ``get`` returns the intervals when they are ready and otherwise starts computing them (if not
+    already) and returns None: the caller shows "updating" and asks again later.
+    """
+
+    def __init__(self, rounds: int = 200, seed: int = 0, keep: int = 8):
+        self.rounds, self.seed, self.keep = rounds, seed, keep
+        self._done: OrderedDict[tuple, tuple[Intervals, Intervals]] = OrderedDict()
+        self._running: dict[tuple, Future] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-intervals")
+
+    def _key(self, tallies: Sequence[Tally], include_flagged: bool) -> tuple:
+        return tuple(sorted(as_tallies(tallies), key=repr)), include_flagged
+
+    def get(self, tallies: Sequence[Tally], include_flagged: bool) -> tuple[Intervals, Intervals] | None:
+        key = self._key(tallies, include_flagged)
+        with self._lock:
+            if key in self._done:
+                self._done.move_to_end(key)
+                return self._done[key]
+            if key not in self._running:
+                self._running[key] = self._pool.submit(self._compute, key)
+        return None
+
+    def wait(self, tallies: Sequence[Tally], include_flagged: bool, timeout: float | None = None):
+        """Block until the intervals of these votes are ready (tests, the CLI report)."""
+        key = self._key(tallies, include_flagged)
+        self.get(tallies, include_flagged)
+        with self._lock:
+            future = self._running.get(key)
+        if future is not None:
+            future.result(timeout)
+        return self.get(tallies, include_flagged)
+
+    def _compute(self, key: tuple) -> None:
+        tallies, include_flagged = key
+        try:
+            result = board_intervals(list(tallies), include_flagged, self.rounds, self.seed)
+        except Exception:
+            logger.exception("bootstrap intervals failed")
+            raise
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+        with self._lock:
+            self._done[key] = result
+            while len(self._done) > self.keep:
+                self._done.popitem(last=False)
+
+
+def _interval(low: float | None, high: float | None, votes: int) -> str:
+    if votes < MIN_VOTES_FOR_INTERVAL:
+        return "needs more votes"
+    if low is None or high is None:
+        return UPDATING
+    return f"{round(low)} to {round(high)}"
+
+
+def _rate(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate:.0%}"
+
+
+TABLE_HEADERS = [
+    "rank",
+    "setting",
+    "votes",
+    "W-L-T",
+    *(kind.column for kind in SHARED_KINDS if kind.column),
+    "win rate",
+    "win rate left / right",
+    "rating",
+    "95% interval",
+    "length-controlled",
+    "95% interval (length-controlled)",
+]
 
 
 def table_rows(standings: Sequence[Standing]) -> list[list]:
@@ -128,10 +319,44 @@ def table_rows(standings: Sequence[Standing]) -> list[list]:
             s.name,
             s.votes,
             f"{s.wins}-{s.losses}-{s.ties}",
-            s.both_bad,
+            *(s.counts.get(kind.choice, 0) for kind in SHARED_KINDS if kind.column),
             f"{s.win_rate:.0%}",
+            f"{_rate(s.left_win_rate)} / {_rate(s.right_win_rate)}",
             round(s.rating),
-            f"{round(s.low)} to {round(s.high)}" if s.votes >= MIN_VOTES_FOR_INTERVAL else "needs more votes",
+            _interval(s.low, s.high, s.votes),
+            round(s.lc_rating),
+            _interval(s.lc_low, s.lc_high, s.votes),
         ]
         for rank, s in enumerate(standings, start=1)
     ]
+
+
+def length_odds(coef: float, x: float = 1 / 3) -> float:
+    """The odds factor the length coefficient gives a reply with covariate ``x`` (1/3: twice the other's words)."""
+    return math.exp(coef * x)
+
+
+def board_summary(board: Board) -> str:
+    """Markdown under the table: votes rated and left out (why), the length coefficient, position bias."""
+    if board.total == 0:
+        return "No votes for this model yet."
+    lines = [f"**{board.rated} of {board.total} votes rated.**"]
+    if board.left_out:
+        reasons = "; ".join(f"{n} because {LEFT_OUT_NOTES[r]}" for r, n in sorted(board.left_out.items()))
+        verb = "counted anyway (the toggle is on)" if board.include_flagged else "left out"
+        lines.append(f"Flagged votes {verb}: {reasons}. Same-setting votes are never rated.")
+    if board.unknown_provenance:
+        lines.append(f"{board.unknown_provenance} rated votes are from before replies recorded how they were made.")
+    if board.length_coef is not None:
+        interval = board.length_interval
+        spread = f" (95% interval {interval[0]:.2f} to {interval[1]:.2f})" if interval else f" ({UPDATING})"
+        lines.append(
+            f"Length coefficient **{board.length_coef:.2f}**{spread}: a reply with twice the other's words wins "
+            f"with odds ×{length_odds(board.length_coef):.2f} for its length alone. Length-controlled ratings "
+            "take that out (word-count covariate (A−B)/(A+B), as Chatbot Arena's style control)."
+        )
+    if board.left_points is not None:
+        lines.append(f"Position: the left reply won {board.left_points:.0%} of the points (ties half).")
+    if not board.intervals:
+        lines.append(f"Intervals {UPDATING} (bootstrap over votes, in the background).")
+    return "  \n".join(lines)

@@ -1,19 +1,29 @@
-"""Ratings from pairwise votes: Bradley-Terry fit on the Elo scale and its bootstrap interval.
+"""Ratings from pairwise votes: Bradley-Terry on the Elo scale, raw and length-controlled, with bootstrap intervals.
 
-Pure functions on plain values; :mod:`chatbot.arena.leaderboard` turns them into a table::
+Pure functions on plain values; :mod:`chatbot.arena.leaderboard` turns them into a table. They work
+on :class:`Tally` rows, votes counted per (pair, winner, side swap, length covariate, ...) as the
+vote store aggregates them in SQL, so a fit costs the same at 100 votes and at 100,000::
 
-    comparisons = [Comparison(a=id_greedy, b=id_top_p, winner="B"), ...]
-    ratings = bradley_terry(comparisons)
-    intervals = bootstrap_intervals(comparisons, rounds=200, seed=0)
+    tallies = store.tallies(fingerprint)          # or tallies_from_comparisons([...])
+    fit = fit_ratings(tallies, length=True)       # Fit(ratings={identity: 1043.2, ...}, length_coef=0.41)
+    intervals = bootstrap(tallies, length=True, rounds=200, seed=0)
+
+The model: P(A beats B) = sigmoid(theta_A - theta_B + gamma * x) with x = (len_A - len_B) / (len_A + len_B)
+in words. ``gamma = 0`` is the raw Bradley-Terry fit; fitting gamma too is Chatbot Arena's "style
+control" for length: the ratings then say how good a setting is at equal length, and gamma says how
+much longer replies were preferred for their length alone.
 
 Choices (where the literature leaves room):
 
-- A tie and a "both bad" vote count as half a win for each side, as Chatbot Arena does.
+- A tie and a "both bad" vote count as half a win for each side (the points come from
+  :mod:`chatbot.arena.kinds`), as Chatbot Arena does.
 - Ratings are on the Elo scale (400 points = 10:1 odds) around 1000. Each setting also plays
   ``prior`` virtual games, drawn, against a fixed 1000-rated anchor: without it a setting that has
   only wins would get an infinite rating, and settings never compared with each other would have
   no common scale. With a handful of votes the ratings therefore stay near 1000, as they should.
-- A setting compared with itself teaches nothing about the ranking; such votes are left out.
+  The length coefficient has no prior.
+- The fit is Newton's method on the penalised log-likelihood (concave, so it converges in a few
+  steps); the bootstrap runs all its resamples as one batch of Newton steps.
 - The interval is the percentile bootstrap over votes (resampled with replacement), seeded, so the
   same votes always give the same table.
 """
@@ -22,123 +32,218 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from chatbot.arena.kinds import points
+
 BASE_RATING = 1000.0
 ELO_SCALE = 400.0 / math.log(10)  # rating points per unit of natural-log strength
+MAX_STEP = 2.0  # largest Newton step per parameter (log-odds): keeps early steps from overshooting
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One vote between two settings, named by their stable identities."""
+    """One vote between two settings, named by their stable identities, with its replies' word counts."""
 
     a: str
     b: str
-    winner: str  # "A", "B", "tie" or "both-bad"
+    winner: str  # a stored winner: "A", "B" or a shared kind ("tie", "both-bad")
+    len_a: int = 0
+    len_b: int = 0
+    swapped: bool = False
 
 
-def comparisons_from_votes(votes: Iterable) -> list[Comparison]:
-    """Comparisons from :class:`chatbot.arena.votes.Vote` objects (or anything with the same attributes)."""
-    return [Comparison(v.settings_a_id, v.settings_b_id, v.winner) for v in votes]
+@dataclass(frozen=True)
+class Tally:
+    """``n`` votes that agree on everything the ratings and the leaderboard look at."""
+
+    a: str
+    b: str
+    winner: str
+    swapped: bool = False
+    x: float = 0.0  # length covariate: (len_a - len_b) / (len_a + len_b), words
+    provenance_a: str = "unknown"
+    provenance_b: str = "unknown"
+    identical: bool = False
+    n: int = 1
 
 
-def vote_points(c: Comparison) -> tuple[float, float]:
-    """Points of (a, b) in one vote: 1/0, 0/1, or half each for a tie or both-bad."""
-    if c.winner == "A":
-        return 1.0, 0.0
-    if c.winner == "B":
-        return 0.0, 1.0
-    if c.winner in ("tie", "both-bad"):
-        return 0.5, 0.5
-    raise ValueError(f"unknown winner {c.winner!r}; expected A, B, tie or both-bad")
+@dataclass(frozen=True)
+class Fit:
+    """Ratings on the Elo scale and, for a length-controlled fit, the length coefficient (log-odds per unit x)."""
+
+    ratings: dict[str, float]
+    length_coef: float | None = None
 
 
-def _fit(wins: np.ndarray, prior: float, tol: float, max_iter: int) -> np.ndarray:
-    """Log-strengths from points matrices, wins[..., i, j] = points of i against j (MM updates).
+@dataclass(frozen=True)
+class Intervals:
+    """Bootstrap intervals of the ratings and of the length coefficient (None for a raw fit)."""
 
-    Works on one (K, K) matrix or a stack (R, K, K) of bootstrap resamples at once.
-    """
-    games = wins + np.swapaxes(wins, -1, -2)
-    points = wins.sum(axis=-1) + prior / 2  # plus half of the prior's drawn games against the anchor
-    strength = np.ones(wins.shape[:-1])
-    for _ in range(max_iter):
-        # anchor games: prior of them against strength 1; the diagonal of games is 0
-        pair_sum = strength[..., :, None] + strength[..., None, :]
-        new = points / (prior / (strength + 1.0) + (games / pair_sum).sum(axis=-1))
-        change = np.abs(np.log(new / strength)).max(initial=0.0)
-        strength = new
-        if change < tol:
-            break
-    return np.log(strength)
+    ratings: dict[str, tuple[float, float]] = field(default_factory=dict)
+    length_coef: tuple[float, float] | None = None
 
 
-def _points_matrix(comparisons: Sequence[Comparison], index: Mapping[str, int], weights=None) -> np.ndarray:
-    """wins[i, j] = points of i against j; ``weights``: how often each vote counts (a bootstrap draw)."""
-    kept = [c for c in comparisons if c.a != c.b]  # a setting against itself carries no information
-    weight = (
-        np.ones(len(kept))
-        if weights is None
-        else np.asarray(weights, dtype=float)[[k for k, c in enumerate(comparisons) if c.a != c.b]]
-    )
-    a = np.array([index[c.a] for c in kept], dtype=int)
-    b = np.array([index[c.b] for c in kept], dtype=int)
-    scores = np.array([vote_points(c) for c in kept], dtype=float).reshape(-1, 2)
-    wins = np.zeros((len(index), len(index)))
-    np.add.at(wins, (a, b), weight * scores[:, 0])
-    np.add.at(wins, (b, a), weight * scores[:, 1])
-    return wins
+def length_covariate(len_a: int, len_b: int, decimals: int = 2) -> float:
+    """(len_a - len_b) / (len_a + len_b), rounded as the vote store's SQL rounds it (0 for two empty replies)."""
+    return round((len_a - len_b) / max(len_a + len_b, 1), decimals)
 
 
-def _players(comparisons: Sequence[Comparison], identities: Iterable[str] = ()) -> dict[str, int]:
-    names = sorted({*identities, *(p for c in comparisons for p in (c.a, c.b))})
+def comparisons_from_votes(votes: Iterable) -> list[Tally]:
+    """One tally per :class:`chatbot.arena.votes.Vote` (or anything with the same attributes), provenance kept."""
+    return [
+        Tally(
+            v.settings_a_id,
+            v.settings_b_id,
+            v.winner,
+            bool(getattr(v, "swapped", False)),
+            length_covariate(getattr(v, "len_a", None) or 0, getattr(v, "len_b", None) or 0),
+            getattr(v, "provenance_a", "unknown"),
+            getattr(v, "provenance_b", "unknown"),
+            bool(getattr(v, "identical", False)),
+        )
+        for v in votes
+    ]
+
+
+def as_tallies(votes: Sequence[Comparison] | Sequence[Tally]) -> list[Tally]:
+    """Tallies from comparisons (one vote each); tallies pass through."""
+    return [
+        v if isinstance(v, Tally) else Tally(v.a, v.b, v.winner, v.swapped, length_covariate(v.len_a, v.len_b))
+        for v in votes
+    ]
+
+
+def vote_points(c: Comparison | Tally) -> tuple[float, float]:
+    """Points of (a, b) in one vote: 1/0, 0/1, or a shared kind's points (half each for a tie)."""
+    return points(c.winner)
+
+
+def _players(tallies: Sequence[Tally], identities: Iterable[str] = ()) -> dict[str, int]:
+    names = sorted({*identities, *(p for t in tallies for p in (t.a, t.b))})
     return {name: i for i, name in enumerate(names)}
 
 
-def bradley_terry(
-    comparisons: Sequence[Comparison],
+@dataclass(frozen=True)
+class _Design:
+    """The fit's inputs: one row per tally with a vote between different settings."""
+
+    X: np.ndarray  # (G, P): +1 for A's rating, -1 for B's, then x when length-controlled
+    score: np.ndarray  # (G,) A's points per vote
+    n: np.ndarray  # (G,) votes
+    players: int  # K: the first K parameters are ratings
+
+
+def _design(tallies: Sequence[Tally], index: Mapping[str, int], length: bool) -> _Design:
+    kept = [t for t in tallies if t.a != t.b]  # a setting against itself carries no information
+    k = len(index)
+    X = np.zeros((len(kept), k + int(length)))
+    rows = np.arange(len(kept))
+    X[rows, [index[t.a] for t in kept]] = 1.0
+    X[rows, [index[t.b] for t in kept]] = -1.0
+    if length:
+        X[:, k] = [t.x for t in kept]
+    score = np.array([points(t.winner)[0] for t in kept], dtype=float)
+    return _Design(X, score, np.array([t.n for t in kept], dtype=float), k)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
+
+
+def _newton(design: _Design, weights: np.ndarray, prior: float, tol: float, max_iter: int) -> np.ndarray:
+    """Maximise the penalised log-likelihood for each row of ``weights`` (R, G); returns (R, P) parameters.
+
+    Log-likelihood: sum_g w_g [s_g log p_g + (1 - s_g) log(1 - p_g)], p_g = sigmoid(X_g . beta),
+    plus, per setting, ``prior`` games drawn against a rating-0 anchor: prior/2 log sigmoid(theta)
+    + prior/2 log sigmoid(-theta).
+    """
+    X, s, k = design.X, design.score, design.players
+    r, p = weights.shape[0], X.shape[1]
+    beta = np.zeros((r, p))
+    ridge = 1e-9 * np.eye(p)  # with prior 0 the ratings are defined up to a shift: pick the smallest step
+    diag = np.arange(k)
+    for _ in range(max_iter):
+        prob = _sigmoid(beta @ X.T)  # (R, G)
+        grad = (weights * (s - prob)) @ X  # (R, P)
+        hess = (X.T[None, :, :] * (weights * prob * (1 - prob))[:, None, :]) @ X  # (R, P, P)
+        anchor = _sigmoid(beta[:, :k])
+        grad[:, :k] += prior * (0.5 - anchor)
+        hess[:, diag, diag] += prior * anchor * (1 - anchor)
+        step = np.linalg.solve(hess + ridge, grad[..., None])[..., 0]
+        step = np.clip(step, -MAX_STEP, MAX_STEP)
+        beta += step
+        if np.abs(step).max(initial=0.0) < tol:
+            break
+    return beta
+
+
+def _to_fit(beta: np.ndarray, index: Mapping[str, int], length: bool) -> Fit:
+    ratings = {name: BASE_RATING + ELO_SCALE * float(beta[i]) for name, i in index.items()}
+    return Fit(ratings, float(beta[len(index)]) if length else None)
+
+
+def fit_ratings(
+    tallies: Sequence[Tally] | Sequence[Comparison],
+    length: bool = False,
     identities: Iterable[str] = (),
     prior: float = 1.0,
     tol: float = 1e-10,
-    max_iter: int = 5000,
+    max_iter: int = 100,
+) -> Fit:
+    """Bradley-Terry ratings on the Elo scale; with ``length`` the length coefficient is fitted too."""
+    tallies = as_tallies(tallies)
+    index = _players(tallies, identities)
+    design = _design(tallies, index, length)
+    beta = _newton(design, design.n[None, :], prior, tol, max_iter)[0]
+    return _to_fit(beta, index, length)
+
+
+def bradley_terry(
+    comparisons: Sequence[Comparison] | Sequence[Tally], identities: Iterable[str] = (), prior: float = 1.0
 ) -> dict[str, float]:
-    """Bradley-Terry ratings on the Elo scale, fitted by Hunter's MM algorithm (2004).
-
-    P(i beats j) = p_i / (p_i + p_j). Every setting in ``comparisons`` or ``identities`` gets a
-    rating; ``prior`` drawn games against a fixed anchor of strength 1 keep every rating finite.
-    """
-    index = _players(comparisons, identities)
-    log_strength = _fit(_points_matrix(comparisons, index), prior, tol, max_iter)
-    return {name: BASE_RATING + ELO_SCALE * float(log_strength[i]) for name, i in index.items()}
+    """Raw Bradley-Terry ratings on the Elo scale: P(i beats j) = p_i / (p_i + p_j)."""
+    return fit_ratings(comparisons, identities=identities, prior=prior).ratings
 
 
-def _quantile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolated quantile of already sorted values."""
-    pos = q * (len(sorted_values) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+def bootstrap(
+    tallies: Sequence[Tally] | Sequence[Comparison],
+    length: bool = False,
+    rounds: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+    prior: float = 1.0,
+) -> Intervals:
+    """Percentile bootstrap intervals of the ratings (and the length coefficient), resampling votes."""
+    tallies = as_tallies(tallies)
+    index = _players(tallies)
+    design = _design(tallies, index, length)
+    total = int(design.n.sum())
+    if total == 0 or rounds < 1:
+        flat = {name: (BASE_RATING, BASE_RATING) for name in index}
+        return Intervals(flat, (0.0, 0.0) if length else None)
+    rng = np.random.default_rng(seed)
+    # a resample of the votes with replacement is a multinomial count of each tally's votes
+    draws = rng.multinomial(total, design.n / total, size=rounds).astype(float)  # (R, G)
+    beta = _newton(design, draws, prior, 1e-6, 100)
+    tail = (1 - level) / 2
+    low, high = np.quantile(beta, [tail, 1 - tail], axis=0)  # linear interpolation between order statistics
+    ratings = {
+        name: (BASE_RATING + ELO_SCALE * float(low[i]), BASE_RATING + ELO_SCALE * float(high[i]))
+        for name, i in index.items()
+    }
+    k = len(index)
+    return Intervals(ratings, (float(low[k]), float(high[k])) if length else None)
 
 
 def bootstrap_intervals(
-    comparisons: Sequence[Comparison],
+    comparisons: Sequence[Comparison] | Sequence[Tally],
     rounds: int = 200,
     level: float = 0.95,
     seed: int = 0,
     prior: float = 1.0,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap interval of each setting's Bradley-Terry rating, resampling votes."""
-    index = _players(comparisons)
-    if not comparisons or rounds < 1:
-        return {p: (BASE_RATING, BASE_RATING) for p in index}
-    rng = np.random.default_rng(seed)
-    # a resample with replacement is a multinomial count of how often each vote was drawn
-    draws = rng.multinomial(len(comparisons), np.full(len(comparisons), 1 / len(comparisons)), size=rounds)
-    samples = _fit(np.stack([_points_matrix(comparisons, index, d) for d in draws]), prior, 1e-6, 5000)
-    samples = BASE_RATING + ELO_SCALE * np.sort(samples, axis=0)  # (rounds, K)
-    tail = (1 - level) / 2
-    return {
-        name: (_quantile(samples[:, i].tolist(), tail), _quantile(samples[:, i].tolist(), 1 - tail))
-        for name, i in index.items()
-    }
+    """Percentile bootstrap interval of each setting's raw Bradley-Terry rating."""
+    return bootstrap(comparisons, rounds=rounds, level=level, seed=seed, prior=prior).ratings

@@ -4,11 +4,13 @@ Every vote is one row written in one transaction, in WAL mode with ``synchronous
 :meth:`VoteStore.add` returns, the vote survives a crash, a kill or a power cut, and a write that
 was interrupted leaves no row at all (SQLite rolls an uncommitted transaction back on the next
 open). Each operation opens its own short-lived connection, so the store is safe to share between
-the web server's worker threads and between processes.
+the web server's worker threads and between processes. The schema is built and upgraded by the
+versioned steps of :mod:`chatbot.arena.migrations`; a file from a newer version is refused.
 
     store = VoteStore.in_folder("~/.local/share/gpt2-dialogue-chatbot")
     store.add(Vote(winner="A", ...))
-    store.export_csv("votes.csv"); store.clear()
+    store.tallies(fingerprint)            # votes counted per (pair, outcome, side, length, provenance)
+    store.export_csv("votes.csv"); store.clear(fingerprint)
 
 "A" and "B" always name the sampling panels, never the screen positions: in blind mode the app
 swaps the columns on screen and translates the user's choice back before storing it (``swapped``
@@ -28,31 +30,17 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
+from chatbot.arena.kinds import WINNERS
+from chatbot.arena.migrations import SCHEMA_VERSION, VoteStoreError, check_version, migrate
+from chatbot.arena.provenance import PROVENANCE_NOTES, UNKNOWN, same_text, word_count
+from chatbot.arena.ratings import Tally
+
 logger = logging.getLogger(__name__)
 
 VOTES_FILE = "votes.sqlite3"
-WINNERS = ("A", "B", "tie", "both-bad")
-SCHEMA_VERSION = 1
+LENGTH_DECIMALS = 2  # the length covariate is counted in steps of 0.01: fewer groups, no visible change
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS votes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,
-    winner TEXT NOT NULL CHECK (winner IN ({", ".join(repr(w) for w in WINNERS)})),
-    blind INTEGER NOT NULL CHECK (blind IN (0, 1)),
-    swapped INTEGER NOT NULL CHECK (swapped IN (0, 1)),
-    settings_a_id TEXT NOT NULL,
-    settings_a_json TEXT NOT NULL,
-    settings_b_id TEXT NOT NULL,
-    settings_b_json TEXT NOT NULL,
-    reply_a TEXT NOT NULL,
-    reply_b TEXT NOT NULL,
-    conversation_json TEXT NOT NULL,
-    persona TEXT NOT NULL DEFAULT '',
-    model TEXT NOT NULL DEFAULT '',
-    seed INTEGER
-)
-"""
+__all__ = ["SCHEMA_VERSION", "VOTES_FILE", "Vote", "VoteStore", "VoteStoreError", "utc_now"]
 
 
 def utc_now() -> str:
@@ -64,7 +52,7 @@ def utc_now() -> str:
 class Vote:
     """One A/B judgement and everything needed to replay or audit it."""
 
-    winner: str  # one of WINNERS; "A"/"B" name the panels, not the screen sides
+    winner: str  # one of kinds.WINNERS; "A"/"B" name the panels, not the screen sides
     settings_a_id: str  # the settings' stable identity (canonical JSON)
     settings_a_json: str  # the full settings as JSON
     settings_b_id: str
@@ -78,31 +66,62 @@ class Vote:
     persona: str = ""
     model: str = ""
     seed: int | None = None
+    fingerprint: str = ""  # ModelFingerprint.key of the model that made both replies
+    provenance_a: str = UNKNOWN  # how reply A was made: own, retry, fallback (chatbot.arena.provenance)
+    provenance_b: str = UNKNOWN
+    len_a: int | None = None  # words; derived from the reply when not given
+    len_b: int | None = None
     created_at: str = field(default_factory=utc_now)
     id: int | None = None  # set by the store
 
     def __post_init__(self):
         if self.winner not in WINNERS:
             raise ValueError(f"winner must be one of {', '.join(WINNERS)} (got {self.winner!r})")
+        for name in ("provenance_a", "provenance_b"):
+            if getattr(self, name) not in PROVENANCE_NOTES:
+                raise ValueError(f"{name} must be one of {', '.join(PROVENANCE_NOTES)} (got {getattr(self, name)!r})")
         for name in ("settings_a_json", "settings_b_json"):
             json.loads(getattr(self, name))  # fail here, not in the leaderboard, on a malformed settings JSON
+        self.len_a = word_count(self.reply_a) if self.len_a is None else self.len_a
+        self.len_b = word_count(self.reply_b) if self.len_b is None else self.len_b
+
+    @property
+    def identical(self) -> bool:
+        """The two replies read the same (ignoring case and spacing): the vote says nothing about the settings."""
+        return same_text(self.reply_a, self.reply_b)
 
     def to_record(self) -> dict:
         """A JSON-ready dict with the settings parsed, as the JSONL export writes it."""
         record = asdict(self)
         record["settings_a"] = json.loads(record.pop("settings_a_json"))
         record["settings_b"] = json.loads(record.pop("settings_b_json"))
+        record["identical"] = self.identical
         return record
 
 
-_COLUMNS = [f.name for f in fields(Vote) if f.name not in ("id", "conversation")] + ["conversation_json"]
+_COLUMNS = [f.name for f in fields(Vote) if f.name not in ("id", "conversation")] + ["conversation_json", "identical"]
 
 
 def _row_to_vote(row: sqlite3.Row) -> Vote:
     data = dict(row)
+    data.pop("identical")  # derived from the replies
     data["conversation"] = json.loads(data.pop("conversation_json"))
     data["blind"], data["swapped"] = bool(data["blind"]), bool(data["swapped"])
     return Vote(**data)
+
+
+def _scope(fingerprint: str | None) -> tuple[str, tuple]:
+    """A WHERE clause for one model's votes (None: every model's)."""
+    return ("", ()) if fingerprint is None else ("WHERE fingerprint = ?", (fingerprint,))
+
+
+@dataclass(frozen=True)
+class ModelVotes:
+    """The votes stored for one model fingerprint: what the leaderboard's model selector lists."""
+
+    fingerprint: str
+    votes: int
+    last_vote: str  # created_at of the newest
 
 
 class VoteStore:
@@ -112,10 +131,10 @@ class VoteStore:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
+            check_version(conn, self.path)  # refuse a newer file before changing anything in it
             # WAL persists in the file; set once. Readers then never block the writer.
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            migrate(conn, self.path)
 
     @classmethod
     def in_folder(cls, data_dir: str | os.PathLike) -> VoteStore:
@@ -124,12 +143,19 @@ class VoteStore:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly one vote
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise VoteStoreError(f"{self.path}: cannot open the vote store ({exc}); check the --data-dir") from exc
         try:
             conn.row_factory = sqlite3.Row
             # FULL: in WAL mode NORMAL may lose the last commits on power loss; a vote must not
             conn.execute("PRAGMA synchronous=FULL")
             yield conn
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise VoteStoreError(f"{self.path}: not a vote store ({exc}); pass another --data-dir") from exc
+            raise
         finally:
             conn.close()
 
@@ -146,9 +172,13 @@ class VoteStore:
 
     def add(self, vote: Vote) -> int:
         """Store one vote durably; returns its id (also set on ``vote``)."""
-        values = {**{c: getattr(vote, c) for c in _COLUMNS if c != "conversation_json"}}
+        values = {c: getattr(vote, c) for c in _COLUMNS if c != "conversation_json"}
         values["conversation_json"] = json.dumps(vote.conversation, ensure_ascii=False)
-        values["blind"], values["swapped"] = int(vote.blind), int(vote.swapped)
+        values["blind"], values["swapped"], values["identical"] = (
+            int(vote.blind),
+            int(vote.swapped),
+            int(vote.identical),
+        )
         placeholders = ", ".join(f":{c}" for c in _COLUMNS)
         with self._transaction() as conn:
             cursor = conn.execute(f"INSERT INTO votes ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values)
@@ -156,29 +186,58 @@ class VoteStore:
         logger.info("vote %d stored: %s (%s)", vote.id, vote.winner, "blind" if vote.blind else "open")
         return vote.id
 
-    def votes(self) -> list[Vote]:
-        """All votes, oldest first."""
+    def votes(self, fingerprint: str | None = None) -> list[Vote]:
+        """All votes (of one model fingerprint, or of every model), oldest first."""
+        where, args = _scope(fingerprint)
         with self._connect() as conn:
-            return [_row_to_vote(r) for r in conn.execute("SELECT * FROM votes ORDER BY id")]
+            return [_row_to_vote(r) for r in conn.execute(f"SELECT * FROM votes {where} ORDER BY id", args)]
 
-    def count(self) -> int:
+    def count(self, fingerprint: str | None = None) -> int:
+        where, args = _scope(fingerprint)
         with self._connect() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0])
+            return int(conn.execute(f"SELECT COUNT(*) FROM votes {where}", args).fetchone()[0])
 
-    def clear(self) -> int:
-        """Delete every vote; returns how many there were."""
+    def tallies(self, fingerprint: str | None = None) -> list[Tally]:
+        """Votes counted per (pair, winner, side swap, length covariate, provenance, identical text).
+
+        What the ratings need, aggregated by SQLite: far fewer rows than votes, and no reply text read.
+        The length covariate is (len_a - len_b) / (len_a + len_b) in words, rounded to LENGTH_DECIMALS.
+        """
+        where, args = _scope(fingerprint)
+        query = f"""
+            SELECT settings_a_id, settings_b_id, winner, swapped,
+                   ROUND(CAST(len_a - len_b AS REAL) / MAX(len_a + len_b, 1), {LENGTH_DECIMALS}) AS x,
+                   provenance_a, provenance_b, identical, COUNT(*) AS n
+            FROM votes {where}
+            GROUP BY settings_a_id, settings_b_id, winner, swapped, x, provenance_a, provenance_b, identical
+        """
+        with self._connect() as conn:
+            return [
+                Tally(a, b, winner, bool(swapped), float(x), pa, pb, bool(same), int(n))
+                for a, b, winner, swapped, x, pa, pb, same, n in conn.execute(query, args)
+            ]
+
+    def models(self) -> list[ModelVotes]:
+        """Every model fingerprint with votes, the most recently voted first."""
+        query = "SELECT fingerprint, COUNT(*), MAX(created_at), MAX(id) FROM votes GROUP BY fingerprint ORDER BY 4 DESC"
+        with self._connect() as conn:
+            return [ModelVotes(fp, int(n), last) for fp, n, last, _ in conn.execute(query)]
+
+    def clear(self, fingerprint: str | None = None) -> int:
+        """Delete one model fingerprint's votes (None: every vote); returns how many there were."""
+        where, args = _scope(fingerprint)
         with self._transaction() as conn:
-            deleted = conn.execute("DELETE FROM votes").rowcount
-        logger.info("cleared %d votes from %s", deleted, self.path)
+            deleted = conn.execute(f"DELETE FROM votes {where}", args).rowcount
+        logger.info("cleared %d votes (%s) from %s", deleted, fingerprint or "every model", self.path)
         return deleted
 
-    def export_jsonl(self, path: str | os.PathLike) -> Path:
-        """One JSON object per vote, settings and conversation as nested JSON."""
-        return _write_atomically(path, lambda f: _write_jsonl(f, self.votes()))
+    def export_jsonl(self, path: str | os.PathLike, fingerprint: str | None = None) -> Path:
+        """One JSON object per vote, settings and conversation as nested JSON, the fingerprint included."""
+        return _write_atomically(path, lambda f: _write_jsonl(f, self.votes(fingerprint)))
 
-    def export_csv(self, path: str | os.PathLike) -> Path:
+    def export_csv(self, path: str | os.PathLike, fingerprint: str | None = None) -> Path:
         """One row per vote; the conversation and the settings stay JSON strings in their cells."""
-        return _write_atomically(path, lambda f: _write_csv(f, self.votes()))
+        return _write_atomically(path, lambda f: _write_csv(f, self.votes(fingerprint)))
 
 
 def _write_jsonl(f, votes: list[Vote]) -> None:
