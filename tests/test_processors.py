@@ -86,17 +86,25 @@ def test_dry_sequence_breaker_stops_the_match_and_allowed_length_spares_short_re
     torch.testing.assert_close(out, expected)
 
 
+class CharTokenizer:
+    """One token per character, its code point as the id."""
+
+    def encode(self, text, add_special_tokens=False):
+        return [ord(c) for c in text]
+
+
 def test_sequence_breakers_parse_webui_syntax_and_map_through_the_tokenizer():
     assert parse_sequence_breakers('"\\n", ":", "\\"", "*"') == ["\n", ":", '"', "*"]
     assert parse_sequence_breakers('["a"]') == ["a"]
     with pytest.raises(SettingsError, match="dry_sequence_breakers"):
         parse_sequence_breakers("\\n, :")
-
-    class CharTokenizer:  # one token per character; ord() as the id
-        def encode(self, text, add_special_tokens=False):
-            return [ord(c) for c in text]
-
     assert sequence_breaker_ids(CharTokenizer(), ["\n", ":"]) == {10, 58}
+
+
+def test_build_processor_list_maps_text_fields_through_the_tokenizer():
+    dry, keywords = build_processor_list({"dry_multiplier": 0.8, "keywords": "ab, c"}, tokenizer=CharTokenizer())
+    assert dry.sequence_breakers == {10, 58, 34, 42}  # text-generation-webui's defaults: newline : " *
+    assert keywords.keywords == [[(32, 97, 98), (97, 98)], [(32, 99), (99,)]]
 
 
 # -- XTC -------------------------------------------------------------------------------------------------
