@@ -58,13 +58,15 @@ def folder_fingerprint(folder: str | os.PathLike) -> ModelFingerprint:
         for p in path.iterdir()
         if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)
     )
-    parts = {"config": _file_sha256(path / "config.json"), "weights": weights}
+    parts = {"source": str(path), "config": _file_sha256(path / "config.json"), "weights": weights}
     return ModelFingerprint(source=str(path), digest=_digest(parts))
 
 
 def hub_fingerprint(hub_id: str, config_json: str, commit: str | None = None) -> ModelFingerprint:
     """A hub model: its id, the config it was loaded with and, when known, the hub commit."""
-    return ModelFingerprint(source=hub_id, digest=_digest({"config": config_json, "commit": commit or ""}))
+    return ModelFingerprint(
+        source=hub_id, digest=_digest({"source": hub_id, "config": config_json, "commit": commit or ""})
+    )
 
 
 def engine_fingerprint(url: str, served_model: str) -> ModelFingerprint:

@@ -246,7 +246,7 @@ class IntervalCache:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-intervals")
 
     def _key(self, tallies: Sequence[Tally], include_flagged: bool) -> tuple:
-        return tuple(sorted(as_tallies(tallies), key=repr)), include_flagged
+        return tuple(as_tallies(tallies)), include_flagged
 
     def get(self, tallies: Sequence[Tally], include_flagged: bool) -> tuple[Intervals, Intervals] | None:
         key = self._key(tallies, include_flagged)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -109,11 +109,17 @@ def comparisons_from_votes(votes: Iterable) -> list[Tally]:
 
 
 def as_tallies(votes: Sequence[Comparison] | Sequence[Tally]) -> list[Tally]:
-    """Tallies from comparisons (one vote each); tallies pass through."""
-    return [
-        v if isinstance(v, Tally) else Tally(v.a, v.b, v.winner, v.swapped, length_covariate(v.len_a, v.len_b))
-        for v in votes
-    ]
+    """Tallies from comparisons (one vote each) or tallies, equal ones merged, in one fixed order.
+
+    The order fixes the bootstrap's draws: the same votes give the same intervals whether they come
+    from SQL (any row order) or from vote objects one by one.
+    """
+    merged: dict[Tally, int] = {}
+    for v in votes:
+        t = v if isinstance(v, Tally) else Tally(v.a, v.b, v.winner, v.swapped, length_covariate(v.len_a, v.len_b))
+        key = replace(t, n=1)
+        merged[key] = merged.get(key, 0) + t.n
+    return [replace(t, n=n) for t, n in sorted(merged.items(), key=lambda item: repr(item[0]))]
 
 
 def vote_points(c: Comparison | Tally) -> tuple[float, float]:
