@@ -27,7 +27,9 @@ Measured on every human utterance of the chitchat test split (``python -m
 evaluation.benchmarks.repetition``), these checks flag 1.3% of what people wrote: mostly voice
 dictation that typed a phrase twice, and long laughs. The thresholds were chosen there: one word 3
 times in a row ("no no no") would flag 1.4%, a letter loop of 6 ("hahaha") 5.3%, of 8 ("hahahaha")
-2.0%, and a 3-word phrase twice 3.2%.
+2.0%, and a 3-word phrase twice 3.2%. Of the default model's top-p replies to 200 test contexts
+(one candidate), 3.5% repeated a phrase; with the filters on, none of the shown replies does (the
+retry found a clean one every time, no fallback).
 
 Profanity uses better-profanity's word list and its matching rules (case-insensitive words, its
 leetspeak substitutions such as ``@`` for ``a``, multi-word entries across separators), through an
