@@ -141,7 +141,7 @@ def test_retry_with_more_candidates_then_fallback(bot, fake):
     assert [c.rejected for c in reply.candidates] == [
         "empty",
         "only punctuation",
-        "loops on 'no no no' (3 times)",
+        "token loop: 'no no no no'",
         "echoes the user's message",
     ]
     assert [call["settings"].num_candidates for call in generator.calls] == [2, 4]
@@ -365,7 +365,7 @@ def test_same_seed_same_reply(bot):
 def test_reply_batch_one_reply_per_context_matches_single_replies(bot):
     settings = PRESETS["greedy"].replace(max_new_tokens=6)
     contexts = [["hi"], ["where are you from?", "a small town.", "do you like it?"], ["pizza?"]]
-    no_filters = FilterSettings(min_words=0, echo=False, repeat_window=0, loop_ngram=0)
+    no_filters = FilterSettings(min_words=0, echo=False, repeat_window=0, repetition=False)
     batch = bot.reply_batch(contexts, settings, filters=no_filters, batch_size=2)
     assert len(batch) == 3
     for context, reply in zip(contexts, batch, strict=True):
