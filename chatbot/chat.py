@@ -6,6 +6,7 @@
     chatbot chat --model runs/small --persona "i love hiking." --persona "i have a dog."
     chatbot chat --model runs/small --once "hi, how are you?" --seed 1                  # prints the reply
     chatbot chat --model runs/small --resume chats.jsonl                                # continue a saved chat
+    chatbot chat --model gpt2 --examples examples.jsonl     # a plain LM, few-shot: {"turns": [...]} a line
 
 In the chat, type a message, or a command: /reset (forget the conversation, keep the persona),
 /settings (show them; ``/settings temperature=0.9 top_k=40`` changes them), /save PATH (append the
@@ -37,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--once", metavar="MESSAGE", default=None, help="reply to MESSAGE, print it and exit")
     parser.add_argument("--json", action="store_true", help="with --once: print the whole Reply as JSON")
     parser.add_argument("--resume", metavar="JSONL", default=None, help="continue the last conversation of a file")
+    parser.add_argument(
+        "--examples", metavar="JSONL", default=None,
+        help='few-shot example exchanges for a plain causal LM, one {"turns": [...]} a line',
+    )  # fmt: skip
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
     add_sampling_arguments(parser)
     return parser
@@ -162,10 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     settings, _ = settings_from_args(args)  # SettingsError (bad flag value or preset) before the slow load
     from transformers.utils import logging as hf_logging
 
-    from chatbot.conversation import Chatbot, Conversation
+    from chatbot.conversation import Chatbot, Conversation, load_examples
 
     hf_logging.set_verbosity_error()  # transformers' one-time hints would interleave with the chat text
-    bot = Chatbot.load(args.model, device=args.device, sampling=settings)
+    examples = load_examples(args.examples) if args.examples else ()
+    bot = Chatbot.load(args.model, device=args.device, sampling=settings, examples=examples)
     if args.resume:
         conversation = Conversation.load(bot, args.resume)
         if args.persona:

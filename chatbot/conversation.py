@@ -19,7 +19,8 @@ the word-by-word streaming in :mod:`chatbot.streaming`; import them from here.
 
 How a reply is made: the last ``max_history`` utterances (default 5) that fit the model's token
 budget, less ``max_new_tokens``, go through :func:`chatbot.format.build_inputs` (or
-``build_plain_inputs`` for a plain causal LM). Typed text is always plain text, so a user who types
+``build_plain_inputs`` for a plain causal LM, with the few-shot ``examples`` given at load
+placed first). Typed text is always plain text, so a user who types
 ``<|bot|>`` cannot inject a speaker token. ``num_candidates`` replies come from one batched call;
 the filters (:mod:`chatbot.filters`) drop the bad ones, the rest are ranked by length-normalised
 log-probability. If all fail, one retry with ``retry_multiplier`` times more candidates (a greedy
@@ -87,6 +88,7 @@ __all__ = [
     "Timings",
     "conversation_record",
     "load_conversations",
+    "load_examples",
     "save_conversations",
 ]
 
@@ -135,6 +137,14 @@ def load_conversations(path: str | os.PathLike) -> list[dict[str, list[str]]]:
     return records
 
 
+def load_examples(path: str | os.PathLike) -> list[list[str]]:
+    """Few-shot example exchanges for a plain causal LM: a JSONL file, one ``{"turns": [...]}`` a line."""
+    examples = [record["turns"] for record in load_conversations(path) if record["turns"]]
+    if not examples:
+        raise ChatbotError(f"{path}: no example exchanges; write one {{\"turns\": [...]}} per line")
+    return examples
+
+
 # -- the model side -------------------------------------------------------------------------------
 
 
@@ -146,6 +156,7 @@ class Chatbot:
         loaded: LoadedModel,
         sampling: SamplingSettings | None = None,
         filters: FilterSettings | None = None,
+        examples: Sequence[Sequence[str]] = (),
     ):
         self.loaded = loaded
         self.model = loaded.model
@@ -160,6 +171,10 @@ class Chatbot:
         self.pad_id = self.ids.pad if self.ids is not None else self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id
+        # few-shot examples (a plain causal LM only), encoded once: oldest first, each a list of turns
+        if examples and self.dialogue:
+            logger.warning("%s is a dialogue model: few-shot examples are for plain causal LMs; ignored", self.name)
+        self.examples = [[encode_text(self.tokenizer, t) for t in turns] for turns in examples if not self.dialogue]
 
     @classmethod
     def load(
@@ -169,9 +184,10 @@ class Chatbot:
         device: str | None = None,
         sampling: SamplingSettings | None = None,
         filters: FilterSettings | None = None,
+        examples: Sequence[Sequence[str]] = (),
     ) -> Chatbot:
         """Load a checkpoint folder or hub id (None: the embedded default); ModelLoadError if it cannot."""
-        return cls(load_chatbot(model, device=device), sampling=sampling, filters=filters)
+        return cls(load_chatbot(model, device=device), sampling=sampling, filters=filters, examples=examples)
 
     @property
     def name(self) -> str:
@@ -232,7 +248,7 @@ class Chatbot:
                 if persona:
                     logger.warning("%s is a plain causal LM: the persona is ignored", self.name)
                 input_ids = build_plain_inputs(
-                    encoded, self.tokenizer.eos_token_id, self.format, settings.max_new_tokens
+                    encoded, self.tokenizer.eos_token_id, self.format, settings.max_new_tokens, self.examples
                 )
                 kept, truncated = len(encoded), False  # the plain builder does not report it
         except ValueError as exc:

@@ -13,6 +13,7 @@ plain text, so a user who types ``<|bot|>`` gets those characters, not the speci
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 IGNORE_INDEX = -100  # label value the loss skips (PyTorch's CrossEntropyLoss default)
@@ -190,8 +191,20 @@ def build_conversation(
     return input_ids, labels
 
 
-def build_plain_inputs(history: list[list[int]], eos_id: int, fmt: DialogueFormat, reserve: int = 0) -> list[int]:
-    """Prompt for a plain causal LM that knows no speaker tokens: turns joined by end-of-text (DialoGPT)."""
+def build_plain_inputs(
+    history: list[list[int]],
+    eos_id: int,
+    fmt: DialogueFormat,
+    reserve: int = 0,
+    examples: Sequence[Sequence[list[int]]] = (),
+) -> list[int]:
+    """Prompt for a plain causal LM that knows no speaker tokens: turns joined by end-of-text (DialoGPT).
+
+    ``examples``: few-shot example exchanges (each a list of encoded turns, oldest example first),
+    placed before the conversation in the same layout. The history is trimmed first, as without
+    examples; the examples then fill what is left of the budget, whole ones only, the oldest
+    dropped first. Without examples the prompt is exactly the history's.
+    """
     budget = fmt.max_length - reserve
     if budget < 1:
         raise ValueError(
@@ -201,5 +214,21 @@ def build_plain_inputs(history: list[list[int]], eos_id: int, fmt: DialogueForma
     window = [list(u) for u in history[-fmt.max_history :]]
     while len(window) > 1 and sum(len(u) + 1 for u in window) > budget:
         window.pop(0)
-    input_ids = [t for u in window for t in (*u, eos_id)]
-    return input_ids[-budget:]
+    conversation = plain_turns(window, eos_id)[-budget:]
+    return fitting_examples(examples, eos_id, budget - len(conversation)) + conversation
+
+
+def plain_turns(turns: Sequence[list[int]], eos_id: int) -> list[int]:
+    """Encoded turns in the plain layout: each followed by end-of-text."""
+    return [t for u in turns for t in (*u, eos_id)]
+
+
+def fitting_examples(examples: Sequence[Sequence[list[int]]], eos_id: int, room: int) -> list[int]:
+    """The newest whole examples that fit in ``room`` tokens, in their order, in the plain layout."""
+    kept: list[int] = []
+    for example in reversed(examples):  # newest first, so the oldest are the ones dropped
+        block = plain_turns(example, eos_id)
+        if len(kept) + len(block) > room:
+            break
+        kept = block + kept
+    return kept
