@@ -424,3 +424,39 @@ def test_stream_cancel_stops_reading(dialogue_model):
         cancel.set()
     assert shown == ["a "]
     assert stream.result is not None and not stream.result.finished
+
+
+# -- flags ----------------------------------------------------------------------------------------------
+
+
+def test_backend_flags_parse_the_same_in_argparse_and_hfargumentparser():
+    import argparse
+
+    from transformers import HfArgumentParser
+
+    from chatbot.backends.options import BackendOptions, add_backend_arguments, options_from_args
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--concurrency", type=int, default=2)  # serve's own flag: shared, not redeclared
+    add_backend_arguments(parser)
+    argv = ["--base-url", "http://127.0.0.1:8000/v1", "--allow-unsupported", "--concurrency", "3", "--retries", "0"]
+    options = options_from_args(parser.parse_args(argv))
+    assert (options.backend, options.concurrency, options.allow_unsupported, options.retries) == ("openai", 3, True, 0)
+    (hf,) = HfArgumentParser(BackendOptions).parse_args_into_dataclasses(args=argv)
+    assert hf == options
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"backend": "openai"}, "--backend openai needs --base-url"),
+        ({"base_url": "http://x/v1", "server_kind": "ollama"}, "--server-kind 'ollama': choose one of"),
+        ({"base_url": "http://x/v1", "concurrency": 0}, "--concurrency must be >= 1"),
+    ],
+)
+def test_impossible_backend_flags_are_one_line_errors(kwargs, message):
+    from chatbot.backends.options import BackendOptions
+    from chatbot.errors import SettingsError
+
+    with pytest.raises(SettingsError, match=message):
+        BackendOptions(**kwargs)

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chatbot.backends.base import LENGTH, STOP, BackendError, Completion
+from chatbot.backends.base import CANCELLED, LENGTH, STOP, BackendError, Completion
 from chatbot.backends.capabilities import SERVER_KINDS, ServerKind, plan_request
 from chatbot.backends.http import HttpClient, HttpSettings
 from chatbot.backends.prompts import (
@@ -358,7 +358,7 @@ class ServerStream:
     def __iter__(self) -> Iterator[str]:
         stops = self.backend.stops
         url = self.backend.client.url(self.endpoint)
-        text, shown, finish, logprobs, tokens, chunks = "", 0, None, [], None, 0
+        text, shown, finish, logprobs, tokens = "", 0, None, [], None
         start = time.perf_counter()
         events = self.backend.client.stream_events(self.endpoint, self.body)
         try:
@@ -369,7 +369,6 @@ class ServerStream:
                     text += _choice_text(choice, url)
                     finish = choice.get("finish_reason") or finish
                     logprobs += _choice_logprobs(choice) or []
-                    chunks += 1
                 usage = event.get("usage")
                 if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
                     tokens = usage["completion_tokens"]
@@ -380,14 +379,17 @@ class ServerStream:
                     shown = end
                 if cut:
                     break
-        finally:
+        finally:  # also when the consumer stops early: the reply so far is still the candidate
             events.close()
             self.seconds = time.perf_counter() - start
-        if self.cancelled and not text:
-            return
+            self._finish(text, finish, logprobs, tokens)
+
+    def _finish(self, text: str, finish: str | None, logprobs: list[float], tokens: int | None) -> None:
+        if not text.strip():
+            return  # nothing generated (or cancelled before the first piece)
         completion = self.backend._completion(text, finish, logprobs or None, tokens)
-        if self.cancelled:
-            completion.finish_reason = "cancelled"
+        if self.cancelled or finish is None and not cut_at_stop(text, self.backend.stops)[1]:
+            completion.finish_reason = CANCELLED  # stopped before the server said why it ended
         self.result = completion.to_candidate(self.attempt)
         self.new_tokens = completion.n_tokens
 

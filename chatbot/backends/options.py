@@ -120,13 +120,16 @@ def connect_options(options: BackendOptions):
     )
 
 
-def load_bot(options: BackendOptions, model=None, *, device=None, sampling=None, filters=None):
-    """A Chatbot: the local model (``model``: folder, hub id or None) or the server the options name."""
+def load_bot(options: BackendOptions, model=None, *, device=None, **chatbot_kwargs):
+    """A Chatbot: the local model (``model``: folder, hub id or None) or the server the options name.
+
+    ``chatbot_kwargs`` (sampling, filters, ...) go to the Chatbot either way.
+    """
     from chatbot.conversation import Chatbot
 
     if options.backend == "local":
-        return Chatbot.load(model, device=device, sampling=sampling, filters=filters)
+        return Chatbot.load(model, device=device, **chatbot_kwargs)
     if options.tokenizer is None and model is not None:
         options = dataclasses.replace(options, tokenizer=str(model))  # --model DIR: its format and tokenizer
     remote = connect_options(options)
-    return Chatbot(remote.model, sampling=sampling, filters=filters, backend=remote.backend)
+    return Chatbot(remote.model, backend=remote.backend, **chatbot_kwargs)
