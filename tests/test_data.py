@@ -81,7 +81,7 @@ def test_personachat_json_keeps_shipped_splits_and_candidates(tmp_path):
     assert train[0].candidates == [[], ["no.", "hello! i love dogs."], [], ["bye", "a beagle."]]
     valid, _ = load_dialogues(path, "valid")
     assert valid[0].turns == ["how tall?", "six feet."]
-    with pytest.raises(DataError, match="no 'test' split"):
+    with pytest.raises(DataError, match="has no test split"):
         load_dialogues(path, "test")
 
 

@@ -106,14 +106,48 @@ def test_init_from_keeps_tokens_and_settings(tmp_path, plain_gpt2):
 def test_from_scratch_all_turns_cli(tmp_path, capsys):
     from chatbot.cli import main
 
-    data = write_jsonl(tmp_path / "d.jsonl", CHATTY * 10)
+    data = write_jsonl(tmp_path / "d.jsonl", many(80))
     out = tmp_path / "scratch"
     code = main(["train", "--from-scratch", "--size", "tiny", "--vocab-size", "320", "--loss", "all-turns",
-                 "--data", data, "--output", str(out), "--max-steps", "3", "--test-perplexity", "false"])  # fmt: skip
+                 "--data", data, "--output", str(out), "--max-steps", "3", "--test-limit", "5",
+                 "--eval-limit", "2", "--max-length", "16"])  # fmt: skip
     assert code == 0
     loaded = load_chatbot(str(out))
     assert loaded.settings.loss == "all-turns" and loaded.model.config.n_layer == 2
-    assert "steps=3" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "steps=3" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_replies"] == 5 and metrics["eval_examples"] == 2  # bounded by --test-limit/--eval-limit
+    phases = ["load data", "tokenizer and model", "tokenize", "train", "evaluate", "save", "test perplexity"]
+    assert list(metrics["phase_seconds"]) == phases
+    assert all(s >= 0 for s in metrics["phase_seconds"].values())
+    assert "time per phase: load data " in printed and ", test perplexity " in printed
+
+
+def test_load_splits_reads_the_source_once_and_warns_once(tmp_path, caplog):
+    from training.train import load_splits
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(Path(write_jsonl(tmp_path / "ok.jsonl", many(60))).read_text() + "not json\n")
+    cfg = parse_args(["--from-scratch", "--data", str(path), "--output", str(tmp_path / "o"), "--skip-bad"])
+    with caplog.at_level("WARNING"):
+        train_split, valid, test, notes = load_splits(cfg)
+    assert [r.getMessage().count("skipped 1 bad dialogue") for r in caplog.records] == [1]
+    assert notes == [f"skipped 1 bad dialogue(s) in {path}"]
+    assert len(train_split) + len(valid) + len(test) == 60 and valid and test
+
+
+def test_test_limit_scores_the_first_utterances(tiny_chatbot):
+    from chatbot.perplexity import reply_perplexity
+
+    loaded = load_chatbot(tiny_chatbot)
+    dialogues = [Dialogue(turns=d) for d in CHATTY]
+    whole = reply_perplexity(loaded.model, loaded.tokenizer, dialogues, loaded.format, limit=0)
+    first = reply_perplexity(loaded.model, loaded.tokenizer, dialogues, loaded.format, limit=5, batch_size=2)
+    one_dialogue = reply_perplexity(loaded.model, loaded.tokenizer, dialogues[:1], loaded.format)
+    assert whole.replies == 12 and first.replies == 5 and one_dialogue.replies == 4
+    # the first 5 utterances are dialogue 1 and the opening of dialogue 2
+    assert first.words == one_dialogue.words + len(CHATTY[1][0].split())
 
 
 def test_resume_after_interruption(tmp_path, plain_gpt2, monkeypatch):

@@ -33,9 +33,9 @@ A GPT-2 dialogue model trained with `chatbot train`.
 | --- | --- |
 {rows}
 
-Per-word perplexity divides the total negative log-likelihood of every test utterance (each
-predicted from the window before it) by its whitespace-separated words, so models with different
-tokenizers compare.
+Per-word perplexity divides the total negative log-likelihood of the scored test utterances (each
+predicted from the window before it; `test_replies` of them, the first ones of the test split, bounded
+by `--test-limit`) by their whitespace-separated words, so models with different tokenizers compare.
 
 ## Use
 

@@ -32,7 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     summary = {k: v for k, v in metrics.items() if "perplexity" in k or k in ("steps", "eval_loss", "wall_time_s")}
     if summary:
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    if metrics.get("phase_seconds"):
+        print(format_phases(metrics["phase_seconds"]))
     return 0
+
+
+def format_phases(seconds: dict[str, float]) -> str:
+    """``time per phase: load data 2.0 s, train 30.1 s, ...`` in the order the phases ran."""
+    return "time per phase: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items())
 
 
 if __name__ == "__main__":  # torchrun / accelerate launch entry point

@@ -59,7 +59,9 @@ class TrainConfig:
     eval_steps: int = field(default=500, metadata={"help": "evaluate on the valid split every N steps"})
     save_steps: int = field(default=200, metadata={"help": "checkpoint every N steps (what --resume restarts from)"})
     logging_steps: int = field(default=20, metadata={"help": "log the loss every N steps"})
-    eval_limit: int = field(default=2000, metadata={"help": "at most this many valid examples per evaluation"})
+    eval_limit: int = field(
+        default=200, metadata={"help": "at most this many valid examples per evaluation (0: the whole split)"}
+    )
     limit: int | None = field(default=None, metadata={"help": "use only the first N training dialogues"})
     seed: int = field(default=42, metadata={"help": "random seed (data order, initialisation)"})
     bf16: bool = field(default=False, metadata={"help": "bfloat16 mixed precision (GPUs, recent CPUs)"})
@@ -67,6 +69,9 @@ class TrainConfig:
     skip_bad: bool = field(default=False, metadata={"help": "skip and count malformed dialogues instead of stopping"})
     test_perplexity: bool = field(
         default=True, metadata={"help": "after training, measure per-token and per-word perplexity on the test split"}
+    )
+    test_limit: int = field(
+        default=500, metadata={"help": "test perplexity over the first N test utterances (0: the whole split)"}
     )
 
     def __post_init__(self):
@@ -79,9 +84,12 @@ class TrainConfig:
             raise SettingsError(f"unknown --size {self.size!r}; choose one of {', '.join(SIZE_PRESETS)}")
         if self.loss not in LOSS_MODES:
             raise SettingsError(f"unknown --loss {self.loss!r}; choose reply or all-turns")
-        for name in ("batch_size", "grad_accum", "eval_steps", "save_steps", "logging_steps", "eval_limit"):
+        for name in ("batch_size", "grad_accum", "eval_steps", "save_steps", "logging_steps"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"--{name.replace('_', '-')} must be >= 1")
+        for name in ("eval_limit", "test_limit"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"--{name.replace('_', '-')} must be >= 0 (0 means the whole split)")
         if self.max_steps == 0 or self.epochs <= 0:
             raise SettingsError("--max-steps and --epochs must be positive (max-steps -1 means: use --epochs)")
         if self.lr is not None and not self.lr > 0:

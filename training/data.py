@@ -254,8 +254,10 @@ def load_chitchat(out: _Collector) -> None:
     logger.info("chitchat: %d one-speaker conversations left out (no reply in them)", out.report.one_speaker)
 
 
-def load_hf(spec: str, split: str, out: _Collector) -> None:
-    """``hf:NAME[:CONFIG]``; rows with "turns"/"dialog"/"utterances" (+ optional persona) become dialogues."""
+def load_hf(spec: str, out: _Collector) -> None:
+    """``hf:NAME[:CONFIG]``; rows with "turns"/"dialog"/"utterances" (+ optional persona) become dialogues.
+
+    Every split of the dataset is collected, each under our name for it (see HF_SPLIT_NAMES)."""
     name, _, config = spec.partition(":")
     if not name:
         raise DataError("hf: needs a dataset name, e.g. --data hf:daily_dialog")
@@ -266,14 +268,16 @@ def load_hf(spec: str, split: str, out: _Collector) -> None:
     except Exception as exc:  # datasets raises many types: network, missing, bad config
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DataError(f"cannot load hub dataset {name!r}: {first}; check the name and your network") from exc
-    wanted = list(dsets) if split == "all" else [s for s in HF_SPLIT_NAMES[split] if s in dsets]
-    if not wanted:
-        raise DataError(f"hub dataset {name!r} has no {split} split (it has: {', '.join(dsets)})")
-    for split_name in wanted:
+    ours = {}  # theirs -> ours; the first of their names wins, as documented at HF_SPLIT_NAMES
+    for our_name, candidates in HF_SPLIT_NAMES.items():
+        found = [c for c in candidates if c in dsets]
+        if found:
+            ours[found[0]] = our_name
+    for split_name in dsets:
         for n, row in enumerate(dsets[split_name], 1):
             where = f"hf:{name} {split_name} row {n}"
             try:
-                out.add(_hf_row(row, where), split if split != "all" else "all")
+                out.add(_hf_row(row, where), ours.get(split_name, split_name))
             except DataError as exc:
                 out.bad(exc)
 
@@ -288,15 +292,13 @@ def _hf_row(row: dict, where: str) -> Dialogue:
     raise DataError(f"{where}: no dialogue column (looked for turns, dialog, dialogue, utterances; got {list(row)})")
 
 
-def load_dialogues(source: str, split: str = "train", skip_bad: bool = False) -> tuple[list[Dialogue], LoadReport]:
-    """Load one split of a source; returns the dialogues and a report of what was skipped."""
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+def collect(source: str, skip_bad: bool = False) -> _Collector:
+    """Read a whole source once: every dialogue with its shipped split (or None), and the load report."""
     out = _Collector(skip_bad)
     if source == "chitchat":
         load_chitchat(out)
     elif source.startswith("hf:"):
-        load_hf(source[3:], split, out)
+        load_hf(source[3:], out)
     else:
         path = Path(source).expanduser()
         if not path.exists():
@@ -310,18 +312,34 @@ def load_dialogues(source: str, split: str = "train", skip_bad: bool = False) ->
         loader(path, out)
     if not out.dialogues and not out.report.skipped and not out.report.one_speaker:
         raise DataError(f"{source}: no dialogues found")
-
-    has_shipped = any(s is not None for _, s in out.dialogues)
-    selected = []
-    for dialogue, shipped in out.dialogues:
-        if split == "all" or (shipped if has_shipped else hash_split(dialogue)) == split:
-            selected.append(dialogue)
-    if has_shipped and split != "all" and not selected:
-        shipped_names = sorted({s for _, s in out.dialogues if s})
-        raise DataError(f"{source}: has no {split!r} split (it ships: {', '.join(shipped_names)})")
-    out.report.kept = len(selected)
     if out.report.skipped:
         logger.warning(
             "%s: skipped %d bad dialogue(s); first: %s", source, len(out.report.skipped), out.report.skipped[0]
         )
-    return selected, out.report
+    return out
+
+
+def select_split(collected: _Collector, source: str, split: str) -> list[Dialogue]:
+    """One split of a collected source: its shipped split if it has them, else the 90/5/5 hash split."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    has_shipped = any(s is not None for _, s in collected.dialogues)
+    selected = [
+        dialogue
+        for dialogue, shipped in collected.dialogues
+        if split == "all" or (shipped if has_shipped else hash_split(dialogue)) == split
+    ]
+    if has_shipped and split != "all" and not selected:
+        shipped_names = sorted({s for _, s in collected.dialogues if s})
+        raise DataError(f"{source}: has no {split} split (it ships: {', '.join(shipped_names)})")
+    return selected
+
+
+def load_dialogues(source: str, split: str = "train", skip_bad: bool = False) -> tuple[list[Dialogue], LoadReport]:
+    """Load one split of a source; returns the dialogues and a report of what was skipped."""
+    if split not in SPLITS:  # before a slow read
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    collected = collect(source, skip_bad)
+    selected = select_split(collected, source, split)
+    collected.report.kept = len(selected)
+    return selected, collected.report

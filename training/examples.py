@@ -10,7 +10,7 @@ end-of-text separator and cut into full-context chunks: no padding, several time
 
 from __future__ import annotations
 
-from chatbot.format import IGNORE_INDEX, DialogueFormat, TokenIds, build_conversation, build_inputs, encode_text
+from chatbot.format import IGNORE_INDEX, DialogueFormat, TokenIds, build_conversation, build_inputs, encode_texts
 from training.data import Dialogue
 
 
@@ -21,11 +21,22 @@ def reply_indices(dialogue: Dialogue) -> list[int]:
     return list(range(1, len(dialogue.turns)))
 
 
+def encode_dialogues(tokenizer, dialogues: list[Dialogue]) -> list[tuple[list[list[int]], list[int]]]:
+    """(turn ids, persona ids) of each dialogue, every text encoded once and all in one tokenizer call."""
+    texts = []
+    for d in dialogues:
+        texts += [*d.turns, " ".join(d.persona)] if d.persona else d.turns
+    encoded = iter(encode_texts(tokenizer, texts))
+    out = []
+    for d in dialogues:
+        turns = [next(encoded) for _ in d.turns]
+        out.append((turns, next(encoded) if d.persona else []))
+    return out
+
+
 def encode_dialogue(tokenizer, dialogue: Dialogue) -> tuple[list[list[int]], list[int]]:
     """Encode every utterance and the persona once, as plain text."""
-    turns = [encode_text(tokenizer, t) for t in dialogue.turns]
-    persona = encode_text(tokenizer, " ".join(dialogue.persona)) if dialogue.persona else []
-    return turns, persona
+    return encode_dialogues(tokenizer, [dialogue])[0]
 
 
 def reply_examples(
@@ -33,17 +44,17 @@ def reply_examples(
 ) -> list[dict]:
     """One example per target utterance (default: :func:`reply_indices`)."""
     turns, persona = encode_dialogue(tokenizer, dialogue)
+    return encoded_reply_examples(ids, turns, persona, fmt, reply_indices(dialogue) if targets is None else targets)
+
+
+def encoded_reply_examples(
+    ids: TokenIds, turns: list[list[int]], persona: list[int], fmt: DialogueFormat, targets: list[int]
+) -> list[dict]:
     examples = []
-    for i in reply_indices(dialogue) if targets is None else targets:
+    for i in targets:
         example = build_inputs(ids, turns[:i], turns[i], fmt, persona=persona)
         examples.append({"input_ids": example.input_ids, "labels": example.labels})
     return examples
-
-
-def conversation_example(tokenizer, ids: TokenIds, dialogue: Dialogue) -> dict:
-    turns, persona = encode_dialogue(tokenizer, dialogue)
-    input_ids, labels = build_conversation(ids, turns, persona)
-    return {"input_ids": input_ids, "labels": labels}
 
 
 def pack(examples: list[dict], block: int, separator: int) -> list[dict]:
@@ -69,24 +80,30 @@ def build_dataset(tokenizer, dialogues: list[Dialogue], fmt: DialogueFormat, los
     raw = datasets.Dataset.from_list([{"persona": d.persona, "turns": d.turns} for d in dialogues])
 
     def tokenize(batch):
+        dialogues = [Dialogue(turns=t, persona=p) for p, t in zip(batch["persona"], batch["turns"])]
         out = {"input_ids": [], "labels": []}
-        for persona, turns in zip(batch["persona"], batch["turns"]):
-            dialogue = Dialogue(turns=turns, persona=persona)
+        for dialogue, (turns, persona) in zip(dialogues, encode_dialogues(tokenizer, dialogues)):
             if loss == "reply":
-                examples = reply_examples(tokenizer, ids, dialogue, fmt)
-            else:
-                examples = [conversation_example(tokenizer, ids, dialogue)]  # packed below
+                examples = encoded_reply_examples(ids, turns, persona, fmt, reply_indices(dialogue))
+            else:  # whole conversations, packed below
+                input_ids, labels = build_conversation(ids, turns, persona)
+                examples = [{"input_ids": input_ids, "labels": labels}]
             for ex in examples:
                 out["input_ids"].append(ex["input_ids"])
                 out["labels"].append(ex["labels"])
         return out
 
-    dataset = raw.map(tokenize, batched=True, remove_columns=raw.column_names, desc="tokenizing")
+    # declared column types spare datasets from inspecting every nested list to infer them
+    features = datasets.Features(
+        {"input_ids": datasets.List(datasets.Value("int64")), "labels": datasets.List(datasets.Value("int64"))}
+    )
+    dataset = raw.map(tokenize, batched=True, remove_columns=raw.column_names, features=features, desc="tokenizing")
     if loss == "all-turns":
         # pack across conversations so no chunk is padding; chunk boundaries cut conversations,
         # as in DialoGPT and nanoGPT, and the separator marks where one ends
         dataset = dataset.map(
-            lambda b: _pack_batch(b, fmt.max_length, ids.eos), batched=True, batch_size=1000, desc="packing"
+            lambda b: _pack_batch(b, fmt.max_length, ids.eos), batched=True, batch_size=1000, features=features,
+            desc="packing",
         )
     return dataset
 

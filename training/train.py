@@ -11,31 +11,50 @@ import logging
 import math
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from chatbot.checkpoint import SETTINGS_FILE, ChatbotSettings, load_chatbot, model_context
 from chatbot.errors import DataError, ModelLoadError, SettingsError
 from chatbot.format import IGNORE_INDEX, DialogueFormat, TokenIds, add_special_tokens
 from training.config import TrainConfig
-from training.data import Dialogue, load_dialogues
+from training.data import Dialogue, collect, select_split
 
 logger = logging.getLogger(__name__)
 
 
-def load_splits(cfg: TrainConfig) -> tuple[list[Dialogue], list[Dialogue], list[str]]:
-    """Train and valid dialogues; the valid split may be missing (then no evaluation)."""
-    train, report = load_dialogues(cfg.data, "train", skip_bad=cfg.skip_bad)
-    notes = [f"skipped {len(report.skipped)} bad dialogue(s) in {cfg.data}"] if report.skipped else []
+def load_splits(cfg: TrainConfig) -> tuple[list[Dialogue], list[Dialogue], list[Dialogue], list[str]]:
+    """Train, valid and test dialogues from one read of the source (so its notices appear once);
+    the valid and test splits may be missing (then no evaluation, no test perplexity)."""
+    collected = collect(cfg.data, skip_bad=cfg.skip_bad)
+    notes = [f"skipped {len(collected.report.skipped)} bad dialogue(s) in {cfg.data}"] if collected.report.skipped else []
+    train = select_split(collected, cfg.data, "train")
     if cfg.limit:
         train = train[: cfg.limit]
     if not train:
         raise DataError(f"{cfg.data}: the train split is empty")
+    valid, test = (optional_split(collected, cfg.data, name) for name in ("valid", "test"))
+    if not valid:
+        logger.warning("%s: no valid split; training without evaluation", cfg.data)
+    return train, valid, test, notes
+
+
+def optional_split(collected, source: str, split: str) -> list[Dialogue]:
     try:
-        valid, _ = load_dialogues(cfg.data, "valid", skip_bad=cfg.skip_bad)
-    except DataError as exc:
-        logger.warning("no valid split (%s): training without evaluation", exc)
-        valid = []
-    return train, valid, notes
+        return select_split(collected, source, split)
+    except DataError as exc:  # a source that ships splits but not this one
+        logger.info("%s", exc)
+        return []
+
+
+@contextmanager
+def phase(times: dict[str, float], name: str):
+    """Add the wall-clock seconds of a block to ``times[name]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        times[name] = round(times.get(name, 0.0) + time.perf_counter() - start, 1)
 
 
 def build_tokenizer_and_model(cfg: TrainConfig, train: list[Dialogue], main_process_first, resuming: bool):
@@ -164,27 +183,30 @@ def check_output(cfg: TrainConfig) -> str | None:
 
 
 def train(cfg: TrainConfig, command: str = "") -> dict:
-    """Run the whole pipeline; returns the metrics it wrote to ``metrics.json``."""
-    import torch
-    from transformers import DataCollatorForSeq2Seq, GenerationConfig, Trainer
+    """Run the whole pipeline; returns the metrics it wrote to ``metrics.json``.
 
-    from training.card import write_model_card
+    ``metrics["phase_seconds"]`` holds the wall-clock time of each phase, in the order they ran.
+    """
+    import torch
+    from transformers import DataCollatorForSeq2Seq, Trainer
+
     from training.examples import build_dataset
 
-    started = time.time()
+    started, times = time.time(), {}
     resume_from = check_output(cfg)
-    train_dialogues, valid_dialogues, notes = load_splits(cfg)
+    with phase(times, "load data"):
+        train_dialogues, valid_dialogues, test_dialogues, notes = load_splits(cfg)
     args = training_arguments(cfg, has_eval=bool(valid_dialogues))
-    tokenizer, model, settings = build_tokenizer_and_model(
-        cfg, train_dialogues, args.main_process_first, resuming=resume_from is not None
-    )
-    settings = apply_overrides(cfg, settings, model, train_dialogues)
-    fmt = settings.format
+    with phase(times, "tokenizer and model"):
+        tokenizer, model, settings = build_tokenizer_and_model(
+            cfg, train_dialogues, args.main_process_first, resuming=resume_from is not None
+        )
+        settings = apply_overrides(cfg, settings, model, train_dialogues)
 
-    with args.main_process_first(desc="tokenizing"):
-        train_set = build_dataset(tokenizer, train_dialogues, fmt, cfg.loss)
-        eval_set = build_dataset(tokenizer, valid_dialogues, fmt, cfg.loss) if valid_dialogues else None
-    if eval_set is not None and len(eval_set) > cfg.eval_limit:
+    with phase(times, "tokenize"), args.main_process_first(desc="tokenizing"):
+        train_set = build_dataset(tokenizer, train_dialogues, settings.format, cfg.loss)
+        eval_set = build_dataset(tokenizer, valid_dialogues, settings.format, cfg.loss) if valid_dialogues else None
+    if eval_set is not None and cfg.eval_limit and len(eval_set) > cfg.eval_limit:
         eval_set = eval_set.shuffle(seed=0).select(range(cfg.eval_limit))
 
     trainer = Trainer(
@@ -195,28 +217,24 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX),
         processing_class=tokenizer,
     )
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    with phase(times, "train"):
+        result = trainer.train(resume_from_checkpoint=resume_from)
     metrics = {"train_loss": result.training_loss, "steps": result.global_step, "train_examples": len(train_set)}
     if eval_set is not None:
-        eval_metrics = trainer.evaluate()
-        metrics["eval_loss"] = eval_metrics["eval_loss"]
-        metrics["eval_perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50))
+        with phase(times, "evaluate"):
+            eval_loss = trainer.evaluate()["eval_loss"]
+        metrics.update(eval_loss=eval_loss, eval_examples=len(eval_set), eval_perplexity=math.exp(min(eval_loss, 50)))
 
     if not trainer.is_world_process_zero():
         return metrics
-    ids = TokenIds.from_tokenizer(tokenizer)
-    model.generation_config = GenerationConfig(
-        eos_token_id=[ids.eot, ids.eos], pad_token_id=ids.pad, max_new_tokens=40, do_sample=True, top_p=0.9,
-        temperature=0.7,
-    )  # fmt: skip
-    trainer.save_model(cfg.output)  # safetensors weights, config, generation config, tokenizer
-    # the Trainer also pickles its arguments; a shipped chatbot carries no pickle
-    (Path(cfg.output) / "training_args.bin").unlink(missing_ok=True)
-    settings.save(cfg.output)
+    with phase(times, "save"):
+        save_chatbot(trainer, tokenizer, settings, cfg.output)
     if cfg.test_perplexity:
-        metrics.update(test_perplexity(cfg, model, tokenizer, fmt))
+        with phase(times, "test perplexity"):
+            metrics.update(test_perplexity(cfg, model, tokenizer, settings.format, test_dialogues))
     metrics.update(
         wall_time_s=round(time.time() - started, 1),
+        phase_seconds=times,
         parameters=sum(p.numel() for p in model.parameters()),
         device=str(next(model.parameters()).device),
         torch_threads=torch.get_num_threads(),
@@ -225,29 +243,47 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         data=cfg.data,
         notes=notes,
     )
-    (Path(cfg.output) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    write_model_card(Path(cfg.output), cfg, settings, metrics)
+    write_metrics(Path(cfg.output), cfg, settings, metrics)
     logger.info("saved chatbot to %s", cfg.output)
     return metrics
 
 
-def test_perplexity(cfg: TrainConfig, model, tokenizer, fmt: DialogueFormat) -> dict:
-    """Per-token and per-word perplexity of every utterance of the test split (if the source has one)."""
+def save_chatbot(trainer, tokenizer, settings: ChatbotSettings, output: str) -> None:
+    """Weights (safetensors), config, generation defaults, tokenizer and chatbot.json, and nothing pickled."""
+    from transformers import GenerationConfig
+
+    ids = TokenIds.from_tokenizer(tokenizer)
+    trainer.model.generation_config = GenerationConfig(
+        eos_token_id=[ids.eot, ids.eos], pad_token_id=ids.pad, max_new_tokens=40, do_sample=True, top_p=0.9,
+        temperature=0.7,
+    )  # fmt: skip
+    trainer.save_model(output)
+    # the Trainer also pickles its arguments; a shipped chatbot carries no pickle
+    (Path(output) / "training_args.bin").unlink(missing_ok=True)
+    settings.save(output)
+
+
+def write_metrics(folder: Path, cfg: TrainConfig, settings: ChatbotSettings, metrics: dict) -> None:
+    from training.card import write_model_card
+
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_model_card(folder, cfg, settings, metrics)
+
+
+def test_perplexity(cfg: TrainConfig, model, tokenizer, fmt: DialogueFormat, test: list[Dialogue]) -> dict:
+    """Per-token and per-word perplexity of the test split's first ``--test-limit`` utterances
+    (every utterance with 0), scored in length-sorted batches."""
     from tqdm.auto import tqdm
 
     from chatbot.perplexity import reply_perplexity
 
-    try:
-        test, _ = load_dialogues(cfg.data, "test", skip_bad=True)
-    except DataError as exc:
-        logger.warning("no test split (%s): skipping test perplexity", exc)
-        return {}
-    if cfg.limit:
-        test = test[: max(1, cfg.limit // 10)]
     if not test:
-        logger.warning("%s: the test split is empty; skipping test perplexity", cfg.data)
+        logger.warning("%s: no test utterances; skipping test perplexity", cfg.data)
         return {}
     model.eval()
-    ppl = reply_perplexity(model, tokenizer, test, fmt, progress=lambda b: tqdm(b, desc="test perplexity"))
+    ppl = reply_perplexity(
+        model, tokenizer, test, fmt, batch_size=cfg.batch_size * 2, limit=cfg.test_limit,
+        progress=lambda b: tqdm(b, desc="test perplexity"),
+    )  # fmt: skip
     model.train()
     return {f"test_{k}": v for k, v in ppl.to_dict().items()}
