@@ -13,9 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from chatbot.app import build_app, launch_style
-from chatbot.app_actions import ChatApp
-from chatbot.app_state import AppConfig
+from chatbot.app import AppConfig, ChatApp, build_app, launch_style
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -98,7 +96,7 @@ def test_chat_and_ab_vote_in_a_real_browser(served, tmp_path):
         finally:
             browser.close()
 
-    [stored] = app.store.votes()
+    [stored] = app.votes.store.votes()
     assert stored.winner == ("B" if stored.swapped else "A")  # "left" was A unless blind mode swapped
     assert stored.conversation == [{"role": "user", "content": "what do you do for fun?"}]
     assert (tmp_path / "ab_voted.png").stat().st_size > 10_000

@@ -1,0 +1,279 @@
+"""The A/B tab: two sampling settings answer every message side by side, the user votes for the better
+reply (or picks one to continue), and the leaderboard below ranks the settings. :class:`ABTab` holds the
+handlers, :func:`ab_tab` the layout."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from chatbot import conversation as cm
+from chatbot.app.controls import (
+    CONTROL_FIELDS,
+    parse_seed,
+    ranking_identity,
+    sampling_panel,
+    setting_label,
+    settings_from_controls,
+)
+from chatbot.app.errors import bind, ui_errors
+from chatbot.app.leaderboard_panel import VotesPanel, leaderboard_panel
+from chatbot.app.models import ModelRegistry
+from chatbot.app.render import clean_message, fold_stream, messages, render_stream
+from chatbot.app.sessions import ABPair, AppConfig, Session, stream_ab
+from chatbot.arena.votes import Vote
+from chatbot.sampling import DEFAULT_PRESET, SamplingSettings
+
+if TYPE_CHECKING:
+    from chatbot.app.chat_app import ChatApp
+
+SCREEN_CHOICES = ("left", "right", "tie", "both-bad")  # the vote buttons; left/right map through the swap
+
+
+class ABTab:
+    """What each button of the A/B tab does. Methods take the tab's Session and the widgets' values and
+    return (or, while streaming, yield) the widgets' new values; votes go to ``votes``' store."""
+
+    def __init__(self, config: AppConfig, registry: ModelRegistry, votes: VotesPanel):
+        self.config = config
+        self.registry = registry
+        self.votes = votes
+
+    def _labels(self, pair: ABPair | None) -> tuple[str, str]:
+        if pair is None:
+            return "Left reply", "Right reply"
+        labels = []
+        for screen in ("left", "right"):
+            panel = pair.panel(screen)
+            if not pair.revealed:
+                labels.append(f"{screen.capitalize()} · settings hidden until you vote")
+                continue
+            label = f"{screen.capitalize()}: {panel} · {setting_label(pair.settings_of(panel), self.config.presets)}"
+            labels.append(label + (" · continues the conversation" if pair.continued == panel else ""))
+        return labels[0], labels[1]
+
+    def view(self, session: Session, notice: str = "", left: str | None = None, right: str | None = None):
+        """The A/B outputs: chat, left reply, right reply, 4 vote buttons, 2 continue buttons, notice."""
+        pair = session.pair
+        if pair is not None:
+            left = pair.reply_of(pair.panel("left")) if left is None else left
+            right = pair.reply_of(pair.panel("right")) if right is None else right
+        left_label, right_label = self._labels(pair)
+        can_vote = pair is not None and pair.voted is None and pair.open
+        can_continue = pair is not None and pair.open
+        return (
+            messages(session.ab_turns),
+            gr.Textbox(value=left or "", label=left_label),
+            gr.Textbox(value=right or "", label=right_label),
+            *[gr.Button(interactive=can_vote) for _ in range(4)],
+            *[gr.Button(interactive=can_continue) for _ in range(2)],
+            notice,
+        )
+
+    def _pair_settings(self, panels: tuple, shared_seed) -> tuple[SamplingSettings, SamplingSettings, int | None]:
+        """Settings A and B from both panels' values (preset, then controls), and the shared seed if any."""
+        n = 1 + len(CONTROL_FIELDS)
+        presets = self.config.presets
+        settings_a = settings_from_controls(presets, *panels[:n])
+        settings_b = settings_from_controls(presets, *panels[n : 2 * n])
+        seed = parse_seed(shared_seed)
+        if seed is not None:  # the same draw for both: the replies differ by their settings only
+            settings_a, settings_b = settings_a.replace(seed=seed), settings_b.replace(seed=seed)
+        return settings_a, settings_b, seed
+
+    def _stream_replies(self, session: Session, bot, persona: str, settings: dict, screens: dict, shown: dict, notice):
+        """Stream A's reply, then B's, into their screen sides of ``shown``, yielding the view after each
+        event; returns the finished replies by panel (incomplete when Stop was pressed)."""
+        replies = {}
+        for panel, panel_settings in settings.items():
+            events = stream_ab(bot, session.ab_turns, persona, panel_settings, session.cancel)
+            for kind, value, streamed, withdrawn in fold_stream(events):
+                if kind == cm.FINAL:
+                    replies[panel] = value.text
+                    streamed, withdrawn = value.text, []
+                shown[screens[panel]] = render_stream(streamed, withdrawn, cursor=kind != cm.FINAL)
+                yield gr.skip(), *self.view(session, notice, shown["left"], shown["right"])
+            if session.cancel.is_set():
+                break
+        return replies
+
+    def send(self, session: Session, text: str, persona: str, blind: bool, shared_seed, *panels):
+        """One message answered by A and by B, side by side. ``panels``: preset A, controls A, preset B, controls B."""
+        text, notice = clean_message(text, self.config.max_message_chars)
+        if not text:
+            gr.Warning("Type a message first: an empty message is not sent.")
+            yield gr.skip(), *self.view(session, "Type a message, then press Enter or Send.")
+            return
+        if session.pair is not None and session.pair.open:
+            gr.Warning("First choose which reply continues the conversation (vote, or a Continue button).")
+            yield gr.skip(), *self.view(session, "Choose which reply continues the conversation first.")
+            return
+        if notice:
+            gr.Warning(notice)
+        settings_a, settings_b, seed = self._pair_settings(panels, shared_seed)
+        swapped = bool(blind) and session.rng.random() < 0.5
+        bot = self.registry.get(session.model)  # a model that cannot load fails here, before the message is shown
+        session.pair = None
+        session.ab_turns.append(text)
+        session.cancel.clear()  # a new request: from here on, Stop applies to it
+        screens = {"A": "right" if swapped else "left", "B": "left" if swapped else "right"}
+        shown = {"left": "…", "right": "…"}
+        yield "", *self.view(session, notice or "", shown["left"], shown["right"])
+        try:
+            settings = {"A": settings_a, "B": settings_b}
+            replies = yield from self._stream_replies(session, bot, persona, settings, screens, shown, notice or "")
+        except BaseException:
+            session.ab_turns.pop()  # no half-answered message stays in the shared history
+            raise
+        if session.cancel.is_set():
+            # a cut-short reply is no fair comparison: nothing to vote on, the message goes back to the box
+            session.ab_turns.pop()
+            stopped = "Stopped: nothing was added to the conversation or the votes. Send the message again."
+            yield text, *self.view(session, stopped, shown["left"], shown["right"])
+            return
+        session.pair = ABPair(
+            reply_a=replies["A"],
+            reply_b=replies["B"],
+            settings_a=settings_a,
+            settings_b=settings_b,
+            swapped=swapped,
+            blind=bool(blind),
+            seed=seed,
+            persona=persona or "",
+        )
+        prompt = "Vote, or pick the reply that continues the conversation."
+        if ranking_identity(settings_a) == ranking_identity(settings_b):
+            prompt += " A and B are the same setting: a vote here does not move the leaderboard."
+        yield gr.skip(), *self.view(session, prompt)
+
+    def vote(self, session: Session, choice: str):
+        """Store a vote ("left", "right", "tie", "both-bad"). Outputs: the A/B view, then the leaderboard."""
+        pair = session.pair
+        if pair is None or not pair.open:
+            raise gr.Error("Nothing to vote on: send a message first.")
+        if pair.voted is not None:
+            raise gr.Error("You already voted on these replies.")
+        if choice not in SCREEN_CHOICES:
+            raise ValueError(f"unknown vote {choice!r}; expected one of {SCREEN_CHOICES}")
+        winner = pair.panel(choice) if choice in ("left", "right") else choice  # tie / both-bad as they are
+        bot = self.registry.get(session.model)
+        vote = Vote(
+            winner=winner,
+            settings_a_id=ranking_identity(pair.settings_a),
+            settings_a_json=pair.settings_a.to_json(),
+            settings_b_id=ranking_identity(pair.settings_b),
+            settings_b_json=pair.settings_b.to_json(),
+            reply_a=pair.reply_a,
+            reply_b=pair.reply_b,
+            conversation=messages(session.ab_turns),
+            blind=pair.blind,
+            swapped=pair.swapped,
+            persona=pair.persona,
+            model=bot.name,
+            seed=pair.seed,
+        )
+        self.votes.store.add(vote)
+        pair.voted = winner
+        if winner in ("A", "B"):  # the better reply continues the conversation
+            notice = self._continue_with(session, winner)
+        else:
+            notice = "Vote stored. Now pick the reply that continues the conversation."
+        return *self.view(session, notice), self.votes.leaderboard_rows()
+
+    def _continue_with(self, session: Session, panel: str) -> str:
+        pair = session.pair
+        session.ab_turns.append(pair.reply_of(panel))
+        pair.continued = panel
+        voted = "Vote stored. " if pair.voted else ""
+        label = setting_label(pair.settings_of(panel), self.config.presets)
+        return f"{voted}{panel} ({label}) continues the conversation."
+
+    def continue_with(self, session: Session, screen: str):
+        """Continue the shared conversation with the reply on screen side "left" or "right"."""
+        if session.pair is None or not session.pair.open:
+            raise gr.Error("No replies to choose from: send a message first.")
+        return self.view(session, self._continue_with(session, session.pair.panel(screen)))
+
+    def clear(self, session: Session):
+        session.ab_turns.clear()
+        session.pair = None
+        return self.view(session, "")
+
+
+def _reply_panels() -> tuple[gr.Textbox, gr.Textbox, dict[str, gr.Button], dict[str, gr.Button]]:
+    """The two replies side by side, each with its Continue button, and the vote buttons under them.
+
+    Returns the left and right reply boxes, the vote buttons by choice (in screen order: left, tie,
+    both-bad, right) and the Continue buttons by screen side.
+    """
+    with gr.Row(equal_height=True):
+        with gr.Column():
+            left = gr.Textbox(label="Left reply", lines=3, interactive=False, elem_classes="reply-box")
+            continue_left = gr.Button("Continue with left", size="sm", interactive=False)
+        with gr.Column():
+            right = gr.Textbox(label="Right reply", lines=3, interactive=False, elem_classes="reply-box")
+            continue_right = gr.Button("Continue with right", size="sm", interactive=False)
+    with gr.Row():
+        votes = {
+            "left": gr.Button("← Left better", variant="primary", interactive=False),
+            "tie": gr.Button("Tie", interactive=False),
+            "both-bad": gr.Button("Both bad", interactive=False),
+            "right": gr.Button("Right better →", variant="primary", interactive=False),
+        }
+    return left, right, votes, {"left": continue_left, "right": continue_right}
+
+
+def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown, gr.Dataframe]:
+    """The A/B tab, wired; returns the persona note and the leaderboard table the page fills on load."""
+    # B starts on a contrasting preset, so a first A/B turn already compares something
+    default_b = "greedy" if "greedy" in app.presets and DEFAULT_PRESET != "greedy" else DEFAULT_PRESET
+    gr.Markdown(
+        "Two sampling settings answer every message side by side. Vote for the better reply "
+        "(it continues the conversation), or pick one to continue without voting."
+    )
+    with gr.Row():
+        with gr.Column(scale=1, min_width=230):
+            gr.Markdown("### Settings A")
+            preset_a, controls_a = sampling_panel(app.presets, DEFAULT_PRESET, "A")
+        with gr.Column(scale=3):
+            chat = gr.Chatbot(label="Shared conversation", height=280, placeholder="One conversation, two bots.")
+            with gr.Row(equal_height=True):
+                msg = gr.Textbox(placeholder="Type a message for A and B", show_label=False, scale=6, max_lines=4)
+                send = gr.Button("Send", variant="primary", scale=1, min_width=70)
+                stop = gr.Button("Stop", variant="stop", scale=1, min_width=70)
+            left, right, votes, continues = _reply_panels()
+            notice = gr.Markdown(elem_classes="notice")
+            with gr.Row(equal_height=True):
+                blind = gr.Checkbox(value=True, label="Blind: random sides, settings hidden until you vote")
+                shared_seed = gr.Textbox(value="", label="Shared seed", info="blank = none", min_width=120)
+                new = gr.Button("New conversation", size="sm")
+            persona = gr.Textbox(label="Persona (one fact per line)", lines=1)
+            persona_note = gr.Markdown(elem_classes="stats")
+        with gr.Column(scale=1, min_width=230):
+            gr.Markdown("### Settings B")
+            preset_b, controls_b = sampling_panel(app.presets, default_b, "B")
+    board = leaderboard_panel(app.votes)
+
+    tab = app.ab
+    # the order ABTab.view returns them in
+    view = [chat, left, right, *votes.values(), *continues.values(), notice]
+    gr.on(
+        [msg.submit, send.click],
+        ui_errors(tab.send),
+        [session, msg, persona, blind, shared_seed, preset_a, *controls_a, preset_b, *controls_b],
+        [msg, *view],
+        api_name="ab_send",
+        **generate,
+    )
+    stop.click(ui_errors(app.stop), [session], None, api_name=False, concurrency_limit=None)
+    for choice, button in votes.items():
+        api = f"ab_vote_{choice.replace('-', '_')}"
+        button.click(bind(tab.vote, choice, name=api), [session], [*view, board], api_name=api)
+    for screen, button in continues.items():
+        api = f"ab_continue_{screen}"
+        button.click(bind(tab.continue_with, screen, name=api), [session], view, api_name=api)
+    new.click(ui_errors(tab.clear), [session], view, api_name="ab_clear")
+    preset_a.change(ui_errors(app.preset_controls), [preset_a], controls_a, api_name=False)
+    preset_b.change(ui_errors(app.preset_controls), [preset_b], controls_b, api_name=False)
+    return persona_note, board

@@ -1,0 +1,160 @@
+"""The web app's configuration, what each browser tab owns (:class:`Session`), and the calls into the
+conversation manager that a tab's conversation makes: the only code of the app that talks to it, besides
+model loading in :mod:`chatbot.app.models`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from chatbot import conversation as cm
+from chatbot.sampling import PRESETS, SamplingSettings
+
+APP_NAME = "gpt2-dialogue-chatbot"
+MAX_MESSAGE_CHARS = 1000  # longer messages are cut: the model sees ~256 tokens of context anyway
+DEFAULT_CONCURRENCY = 2  # generations at once; the rest wait in the queue (CPU-bound, 2 cores here)
+
+
+def default_data_dir() -> Path:
+    """Where votes and saved conversations go unless --data-dir says otherwise."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+@dataclass
+class AppConfig:
+    """What ``chatbot serve`` configures; ``build_app`` takes one."""
+
+    model: str | None = None  # None: the embedded default model
+    data_dir: Path = field(default_factory=default_data_dir)
+    presets: dict[str, SamplingSettings] = field(default_factory=lambda: dict(PRESETS))
+    max_message_chars: int = MAX_MESSAGE_CHARS
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_models: int = 2  # checkpoints kept loaded at once across sessions (memory bound)
+    bootstrap_rounds: int = 200
+    queue_size: int = 64  # requests waiting beyond this are refused with 'queue full'
+    checkpoints_dir: Path = Path("runs")  # checkpoints found here are offered in the model box
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-session state (one per browser tab)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ABPair:
+    """The two replies to the latest A/B message, their settings, and what the user did with them."""
+
+    reply_a: str
+    reply_b: str
+    settings_a: SamplingSettings
+    settings_b: SamplingSettings
+    swapped: bool  # blind mode put B on the left
+    blind: bool
+    seed: int | None
+    persona: str
+    voted: str | None = None  # the stored winner, once voted
+    continued: str | None = None  # the panel whose reply joined the shared history
+
+    @property
+    def open(self) -> bool:
+        """Still waiting for the user to pick the reply that continues the conversation."""
+        return self.continued is None
+
+    @property
+    def revealed(self) -> bool:
+        """Settings are shown once the user voted or moved on (blind mode hides them until then)."""
+        return not self.blind or self.voted is not None or self.continued is not None
+
+    def panel(self, screen: str) -> str:
+        """The panel ("A"/"B") whose reply is shown on screen side "left"/"right"."""
+        return ("B" if self.swapped else "A") if screen == "left" else ("A" if self.swapped else "B")
+
+    def reply_of(self, panel: str) -> str:
+        return self.reply_a if panel == "A" else self.reply_b
+
+    def settings_of(self, panel: str) -> SamplingSettings:
+        return self.settings_a if panel == "A" else self.settings_b
+
+
+class Session:
+    """Everything one browser tab owns; nothing here is shared with another tab.
+
+    A plain class, not a dataclass: gradio serialises a dataclass initial state into the page config.
+    """
+
+    def __init__(self, model: str | None = None):
+        self.model = model
+        self.chat: cm.Conversation | None = None
+        self.last_reply: cm.Reply | None = None
+        self.ab_turns: list[str] = []  # the shared A/B conversation, the user's turn first
+        self.pair: ABPair | None = None  # the latest A/B replies, kept on screen after the choice
+        self.cancel = threading.Event()  # Stop sets it; the generation checks it after every token
+        self.rng = random.Random()
+
+    def close(self) -> None:
+        """The tab is gone (gradio deletes its state): stop anything still generating for it."""
+        self.cancel.set()
+
+    def __deepcopy__(self, memo):
+        # gr.State deep-copies its initial value for each new tab: a fresh Session is that copy
+        return Session(model=self.model)
+
+
+# ---------------------------------------------------------------------------------------------
+# A tab's conversation: the calls into the conversation manager (#4), one function per action
+# ---------------------------------------------------------------------------------------------
+
+
+def persona_lines(text: str | None) -> list[str]:
+    """The persona box holds one fact per line."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def chat_conversation(bot: cm.Chatbot, current: cm.Conversation | None, persona: str) -> cm.Conversation:
+    """The session's conversation on ``bot``: the same turns, moved over after a model switch."""
+    if current is None or current.bot is not bot:
+        turns = current.turns if current is not None else ()
+        current = cm.Conversation(bot, turns=turns)
+    current.persona = persona_lines(persona)
+    return current
+
+
+def stream_chat(conversation: cm.Conversation, text: str, settings: SamplingSettings, cancel: threading.Event):
+    """Stream events of the reply to ``text``; the conversation records both turns."""
+    return conversation.stream(text, settings, cancel=cancel)
+
+
+def stream_ab(bot: cm.Chatbot, turns: list[str], persona: str, settings: SamplingSettings, cancel: threading.Event):
+    """Stream events of one A/B side's reply to the shared ``turns`` (the user's message last)."""
+    return bot.stream_reply(turns, persona=persona_lines(persona), settings=settings, cancel=cancel)
+
+
+def drop_last_exchange(conversation: cm.Conversation) -> str | None:
+    """Remove the last user message and the reply to it; returns the message (None: nothing to undo)."""
+    turns = conversation.turns
+    if not turns:
+        return None
+    if len(turns) % 2 == 0:  # the last turn is the bot's
+        turns.pop()
+        if conversation.replies:
+            conversation.replies.pop()
+    return turns.pop()
+
+
+def save_chat(conversation: cm.Conversation, path: Path) -> Path:
+    return conversation.save(path, append=False)
+
+
+def load_chat(bot: cm.Chatbot, path: str) -> cm.Conversation:
+    return cm.Conversation.load(bot, path)
+
+
+def now_stamp() -> str:
+    """A UTC timestamp for file names (saved conversations, exported votes)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
