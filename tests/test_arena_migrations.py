@@ -15,6 +15,7 @@ import pytest
 from chatbot.arena import migrations
 from chatbot.arena.leaderboard import build_board
 from chatbot.arena.migrations import SCHEMA_VERSION, VoteStoreError, canonicalise_identities
+from chatbot.arena.ratings import as_tallies, comparisons_from_votes
 from chatbot.arena.votes import Vote, VoteStore
 from chatbot.filters import FilterSettings
 
@@ -87,7 +88,7 @@ def version_of(path: Path) -> int:
 
 def test_first_release_store_migrates_without_losing_a_vote(v1_store):
     store = VoteStore(v1_store)
-    assert version_of(v1_store) == SCHEMA_VERSION == 2
+    assert version_of(v1_store) == SCHEMA_VERSION == 3
     votes = store.votes()
     assert [(v.winner, v.reply_a, v.reply_b, v.model) for v in votes] == V1_VOTES
     plain, fallback, identical, other = votes
@@ -177,3 +178,29 @@ def test_stored_identities_are_re_identified_when_sampling_provides_canonical_id
     assert {v.settings_b_id for v in store.votes()} == {TOP_P}
     with sqlite3.connect(v1_store) as conn:  # idempotent: a second pass changes nothing
         assert canonicalise_identities(conn) == 0
+
+
+def test_tallies_kept_by_triggers_match_the_votes_after_adds_clears_and_renames(v1_store, monkeypatch):
+    store = VoteStore(v1_store)  # the migration fills the tallies from the old votes
+
+    def recount(fingerprint=None):
+        return as_tallies(comparisons_from_votes(store.votes(fingerprint)))
+
+    assert store.tallies() == recount()
+    for winner in ("A", "A", "tie"):
+        store.add(Vote(winner, GREEDY, GREEDY, TOP_P, TOP_P, "one two three", "four", fingerprint="m@1"))
+    assert store.tallies("m@1") == recount("m@1") and [t.n for t in store.tallies("m@1")] == [2, 1]
+    assert store.tallies() == recount()
+    assert store.clear("runs/x@") == 2
+    assert store.tallies() == recount() and store.tallies("runs/x@") == []
+
+    def canonical(identity):  # idempotent, as sampling.canonical_identity is
+        return identity if "v2" in identity or "sample" not in identity else identity[:-1] + ',"v2":1}'
+
+    monkeypatch.setattr(migrations.sampling, "canonical_identity", canonical, raising=False)
+    with sqlite3.connect(v1_store) as conn:
+        conn.isolation_level = None
+        assert canonicalise_identities(conn) >= 1
+    assert store.tallies() == recount() and all('"v2":1' in t.b for t in store.tallies())
+    store.clear()
+    assert store.tallies() == []

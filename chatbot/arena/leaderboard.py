@@ -28,7 +28,16 @@ from dataclasses import dataclass, replace
 
 from chatbot.arena.kinds import PANELS, SHARED_KINDS, outcome_for, points
 from chatbot.arena.provenance import EXCLUSION_REASONS, exclusion_reason
-from chatbot.arena.ratings import BASE_RATING, Comparison, Intervals, Tally, as_tallies, bootstrap, fit_ratings
+from chatbot.arena.ratings import (
+    BASE_RATING,
+    Comparison,
+    Intervals,
+    Tallies,
+    Tally,
+    as_tallies,
+    bootstrap,
+    fit_ratings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -132,11 +141,13 @@ def left_out_reason(t: Tally) -> str | None:
     return exclusion_reason(t.provenance_a, t.provenance_b, t.identical)
 
 
-def rated_tallies(tallies: Sequence[Tally], include_flagged: bool = False) -> tuple[list[Tally], dict[str, int]]:
+def rated_tallies(tallies: Sequence[Tally], include_flagged: bool = False) -> tuple[Tallies, dict[str, int]]:
     """The tallies the ratings use, and the votes left out by reason (all listed, even when included)."""
-    rated, left_out = [], Counter()
-    for t in tallies:
-        reason = left_out_reason(t)
+    rated, left_out = Tallies(), Counter()
+    reasons: dict[tuple, str | None] = {}  # a few distinct inputs over thousands of tallies
+    for t in as_tallies(tallies):
+        key = (t.a == t.b, t.provenance_a, t.provenance_b, t.identical)
+        reason = reasons[key] if key in reasons else reasons.setdefault(key, left_out_reason(t))
         if reason is not None:
             left_out[reason] += t.n
         if reason is None or (include_flagged and reason != SAME_SETTING):
@@ -145,16 +156,19 @@ def rated_tallies(tallies: Sequence[Tally], include_flagged: bool = False) -> tu
 
 
 def _standings(tallies: Sequence[Tally], raw, lc, names, presets) -> list[Standing]:
+    by_outcome: Counter = Counter()  # (a, b, winner, swapped) -> votes: a few hundred keys at most
+    for t in tallies:
+        by_outcome[t.a, t.b, t.winner, t.swapped] += t.n
     counts: dict[str, Counter] = defaultdict(Counter)
     earned: dict[str, float] = defaultdict(float)
     by_side: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])  # (identity, side) -> points, votes
-    for t in tallies:
-        for panel, identity, got in zip(PANELS, (t.a, t.b), points(t.winner), strict=True):
-            counts[identity][outcome_for(t.winner, panel)] += t.n
-            earned[identity] += got * t.n
-            side = "left" if (panel == "A") != t.swapped else "right"
-            by_side[identity, side][0] += got * t.n
-            by_side[identity, side][1] += t.n
+    for (a, b, winner, swapped), n in by_outcome.items():
+        for panel, identity, got in zip(PANELS, (a, b), points(winner), strict=True):
+            counts[identity][outcome_for(winner, panel)] += n
+            earned[identity] += got * n
+            side = "left" if (panel == "A") != swapped else "right"
+            by_side[identity, side][0] += got * n
+            by_side[identity, side][1] += n
     rows = []
     for identity, tally in counts.items():
         votes = sum(tally.values())
@@ -199,7 +213,8 @@ def build_board(
     rated, left_out = rated_tallies(tallies, include_flagged)
     raw, lc = fit_ratings(rated), fit_ratings(rated, length=True)
     total_rated = sum(t.n for t in rated)
-    left = sum(points(t.winner)[1 if t.swapped else 0] * t.n for t in rated)
+    points_of = {w: points(w) for w in {t.winner for t in rated}}
+    left = sum(points_of[t.winner][t.swapped] * t.n for t in rated)  # swapped: B (index 1) was on the left
     return Board(
         standings=_standings(rated, raw, lc, names, presets_json),
         total=sum(t.n for t in tallies),

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,19 +56,23 @@ class Comparison:
     swapped: bool = False
 
 
-@dataclass(frozen=True)
-class Tally:
-    """``n`` votes that agree on everything the ratings and the leaderboard look at."""
+class Tally(NamedTuple):
+    """``n`` votes that agree on everything the ratings and the leaderboard look at (a tuple: thousands are
+    read on every vote, and tuples sort and hash fast)."""
 
     a: str
     b: str
     winner: str
     swapped: bool = False
-    x: float = 0.0  # length covariate: (len_a - len_b) / (len_a + len_b), words
+    x: float = 0.0  # length covariate: (len_a - len_b) / (len_a + len_b), words, see length_covariate
     provenance_a: str = "unknown"
     provenance_b: str = "unknown"
     identical: bool = False
     n: int = 1
+
+
+class Tallies(list):
+    """Tallies with equal ones merged, in one fixed order (what :func:`as_tallies` returns)."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,17 @@ class Intervals:
     length_coef: tuple[float, float] | None = None
 
 
-def length_covariate(len_a: int, len_b: int, decimals: int = 2) -> float:
-    """(len_a - len_b) / (len_a + len_b), rounded as the vote store's SQL rounds it (0 for two empty replies)."""
-    return round((len_a - len_b) / max(len_a + len_b, 1), decimals)
+LENGTH_STEPS = 20  # the length covariate is counted in steps of 1/20: fewer tallies, no visible change
+
+
+def length_covariate(len_a: int, len_b: int) -> float:
+    """(len_a - len_b) / (len_a + len_b) in steps of 1/LENGTH_STEPS (0 for two empty replies).
+
+    Rounded half away from zero with the same floating-point steps as SQLite's ROUND in the vote
+    store's tally trigger, so both give the same tallies.
+    """
+    scaled = LENGTH_STEPS * (len_a - len_b) / max(len_a + len_b, 1)
+    return math.copysign(math.floor(abs(scaled) + 0.5), scaled) / LENGTH_STEPS
 
 
 def comparisons_from_votes(votes: Iterable) -> list[Tally]:
@@ -108,18 +121,31 @@ def comparisons_from_votes(votes: Iterable) -> list[Tally]:
     ]
 
 
-def as_tallies(votes: Sequence[Comparison] | Sequence[Tally]) -> list[Tally]:
+def tallies_from_rows(rows: Iterable[tuple]) -> Tallies:
+    """Tallies from SQL rows in Tally field order, unique and sorted by that order (``ORDER BY`` the key).
+
+    No conversion per row: SQLite's 0/1 compare and hash equal to False/True, and thousands of rows
+    are read on every vote.
+    """
+    return Tallies(map(Tally._make, rows))
+
+
+def as_tallies(votes: Sequence[Comparison] | Sequence[Tally]) -> Tallies:
     """Tallies from comparisons (one vote each) or tallies, equal ones merged, in one fixed order.
 
     The order fixes the bootstrap's draws: the same votes give the same intervals whether they come
     from SQL (any row order) or from vote objects one by one.
     """
-    merged: dict[Tally, int] = {}
+    if isinstance(votes, Tallies):
+        return votes
+    merged: dict[tuple, int] = {}
     for v in votes:
-        t = v if isinstance(v, Tally) else Tally(v.a, v.b, v.winner, v.swapped, length_covariate(v.len_a, v.len_b))
-        key = replace(t, n=1)
-        merged[key] = merged.get(key, 0) + t.n
-    return [replace(t, n=n) for t, n in sorted(merged.items(), key=lambda item: repr(item[0]))]
+        if isinstance(v, Tally):
+            key, n = v[:-1], v.n
+        else:
+            key, n = (v.a, v.b, v.winner, v.swapped, length_covariate(v.len_a, v.len_b), "unknown", "unknown", False), 1
+        merged[key] = merged.get(key, 0) + n
+    return Tallies(Tally(*key, n) for key, n in sorted(merged.items()))
 
 
 def vote_points(c: Comparison | Tally) -> tuple[float, float]:
@@ -128,7 +154,7 @@ def vote_points(c: Comparison | Tally) -> tuple[float, float]:
 
 
 def _players(tallies: Sequence[Tally], identities: Iterable[str] = ()) -> dict[str, int]:
-    names = sorted({*identities, *(p for t in tallies for p in (t.a, t.b))})
+    names = sorted({*identities, *(t.a for t in tallies), *(t.b for t in tallies)})
     return {name: i for i, name in enumerate(names)}
 
 
@@ -151,7 +177,8 @@ def _design(tallies: Sequence[Tally], index: Mapping[str, int], length: bool) ->
     X[rows, [index[t.b] for t in kept]] = -1.0
     if length:
         X[:, k] = [t.x for t in kept]
-    score = np.array([points(t.winner)[0] for t in kept], dtype=float)
+    score_of = {w: points(w)[0] for w in {t.winner for t in kept}}
+    score = np.array([score_of[t.winner] for t in kept], dtype=float)
     return _Design(X, score, np.array([t.n for t in kept], dtype=float), k)
 
 

@@ -31,14 +31,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from chatbot.arena.kinds import WINNERS
-from chatbot.arena.migrations import SCHEMA_VERSION, VoteStoreError, check_version, migrate
+from chatbot.arena.migrations import SCHEMA_VERSION, TALLY_KEY, VoteStoreError, check_version, migrate
 from chatbot.arena.provenance import PROVENANCE_NOTES, UNKNOWN, same_text, word_count
-from chatbot.arena.ratings import Tally
+from chatbot.arena.ratings import Tally, tallies_from_rows
 
 logger = logging.getLogger(__name__)
 
 VOTES_FILE = "votes.sqlite3"
-LENGTH_DECIMALS = 2  # the length covariate is counted in steps of 0.01: fewer groups, no visible change
 
 __all__ = ["SCHEMA_VERSION", "VOTES_FILE", "Vote", "VoteStore", "VoteStoreError", "utc_now"]
 
@@ -200,22 +199,18 @@ class VoteStore:
     def tallies(self, fingerprint: str | None = None) -> list[Tally]:
         """Votes counted per (pair, winner, side swap, length covariate, provenance, identical text).
 
-        What the ratings need, aggregated by SQLite: far fewer rows than votes, and no reply text read.
-        The length covariate is (len_a - len_b) / (len_a + len_b) in words, rounded to LENGTH_DECIMALS.
+        What the ratings need, kept up to date by triggers in the ``vote_tallies`` table
+        (:func:`chatbot.arena.migrations.add_vote_tallies`): far fewer rows than votes, no reply text read.
         """
-        where, args = _scope(fingerprint)
-        query = f"""
-            SELECT settings_a_id, settings_b_id, winner, swapped,
-                   ROUND(CAST(len_a - len_b AS REAL) / MAX(len_a + len_b, 1), {LENGTH_DECIMALS}) AS x,
-                   provenance_a, provenance_b, identical, COUNT(*) AS n
-            FROM votes {where}
-            GROUP BY settings_a_id, settings_b_id, winner, swapped, x, provenance_a, provenance_b, identical
-        """
+        key = ", ".join(c for c in TALLY_KEY if c != "fingerprint")
+        if fingerprint is None:
+            query, args = f"SELECT {key}, SUM(n) FROM vote_tallies GROUP BY {key} ORDER BY {key}", ()
+        else:
+            query, args = f"SELECT {key}, n FROM vote_tallies WHERE fingerprint = ? ORDER BY {key}", (fingerprint,)
         with self._connect() as conn:
-            return [
-                Tally(a, b, winner, bool(swapped), float(x), pa, pb, bool(same), int(n))
-                for a, b, winner, swapped, x, pa, pb, same, n in conn.execute(query, args)
-            ]
+            conn.row_factory = None  # plain tuples: thousands of rows, read on every vote
+            rows = conn.execute(query, args).fetchall()
+        return tallies_from_rows(rows)
 
     def models(self) -> list[ModelVotes]:
         """Every model fingerprint with votes, the most recently voted first."""
