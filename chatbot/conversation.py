@@ -22,10 +22,11 @@ budget, less ``max_new_tokens``, go through :func:`chatbot.format.build_inputs` 
 ``build_plain_inputs`` for a plain causal LM, with the few-shot ``examples`` given at load
 placed first). Typed text is always plain text, so a user who types
 ``<|bot|>`` cannot inject a speaker token. ``num_candidates`` replies come from one batched call;
-the filters (:mod:`chatbot.filters`) drop the bad ones, the rest are ranked by length-normalised
-log-probability. If all fail, one retry with ``retry_multiplier`` times more candidates (a greedy
-setting retries by sampling with the default preset, since greedy would repeat itself); if those
-fail too, a safe fallback reply is shown. Nothing unfiltered is ever shown.
+the filters (:mod:`chatbot.filters`) drop the bad ones, the rest are ranked by the ``reranker``
+setting (:mod:`chatbot.rerankers`; its neutral ``logprob`` is length-normalised log-probability),
+every candidate keeping all its scores. If all fail, one retry with ``retry_multiplier`` times
+more candidates (a greedy setting retries by sampling with the default preset, since greedy would
+repeat itself); if those fail too, a safe fallback reply is shown. Nothing unfiltered is ever shown.
 
 Streaming (one candidate, not beam search): every finished word is checked (profanity, length,
 loops) before it is shown; a reply that fails, mid-stream or on the whole-reply checks at its end
@@ -72,6 +73,7 @@ from chatbot.replies import (
     retry_settings,
     user_positions,
 )
+from chatbot.rerankers import CandidateScorer, RerankConfig
 from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings
 from chatbot.streaming import StreamedReply
 
@@ -175,6 +177,9 @@ class Chatbot:
         if examples and self.dialogue:
             logger.warning("%s is a dialogue model: few-shot examples are for plain causal LMs; ignored", self.name)
         self.examples = [[encode_text(self.tokenizer, t) for t in turns] for turns in examples if not self.dialogue]
+        # MMI's "no context": the bot's speaker token alone (end-of-text, the turn separator, for a plain LM)
+        no_context = [self.ids.bot] if self.ids is not None else [self.tokenizer.eos_token_id]
+        self.scorer = CandidateScorer(self.model, no_context_prompt=no_context, pad_id=self.pad_id)
 
     @classmethod
     def load(
@@ -332,6 +337,7 @@ class Chatbot:
                 attempt=attempt,
             )
             share = result.seconds * 1000 / len(pending)
+            self.score_candidates(result.candidates, [contexts[i] for i in pending], attempt_settings)
             pending = [
                 i
                 for i, candidates in zip(pending, result.candidates, strict=True)
@@ -347,6 +353,13 @@ class Chatbot:
         for reply in replies:
             reply.timings.total_ms = total
         return replies
+
+    def score_candidates(self, groups: list[list[Candidate]], contexts, settings: SamplingSettings) -> None:
+        """Every candidate's scores under the settings' reranker; ranking reads them through ``Candidate.score``."""
+        scores = self.scorer.score(groups, [history[-1] for history in contexts], RerankConfig.from_settings(settings))
+        for group, group_scores in zip(groups, scores, strict=True):
+            for candidate, candidate_scores in zip(group, group_scores, strict=True):
+                candidate.scores = candidate_scores
 
     def stream_reply(
         self,

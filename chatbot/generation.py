@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from chatbot.rerankers import RANK, mean_logprob
 from chatbot.sampling import SamplingSettings
 
 logger = logging.getLogger(__name__)
@@ -52,11 +53,13 @@ class Candidate:
     stop_id: int | None = None  # the stop token that ended it (scored, not part of token_ids)
     rejected: str | None = None
     attempt: int = 1
+    # every reranker score (chatbot.rerankers), for "why this reply"; "rank" is the chosen reranker's
+    scores: dict[str, float] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
-        """Length-normalised log-probability: the ranking key (higher is better)."""
-        return self.logprob / max(self.n_tokens, 1)
+        """The ranking key (higher is better): the reranker's score, else length-normalised log-probability."""
+        return self.scores.get(RANK, mean_logprob(self.logprob, self.n_tokens))
 
     def to_dict(self) -> dict:
         return {
@@ -67,6 +70,7 @@ class Candidate:
             "finished": self.finished,
             "rejected": self.rejected,
             "attempt": self.attempt,
+            "scores": {name: round(value, 4) for name, value in self.scores.items()},
         }
 
 
