@@ -143,8 +143,10 @@ def make_candidate(tokenizer, tokens: list[int], logprobs: torch.Tensor, stops: 
     )
 
 
-def _generate_kwargs(settings: SamplingSettings, stop_ids: list[int], pad_id: int) -> dict:
-    return settings.to_generation_kwargs() | {"eos_token_id": stop_ids, "pad_token_id": pad_id, "use_cache": True}
+def _generate_kwargs(settings: SamplingSettings, tokenizer, stop_ids: list[int], pad_id: int) -> dict:
+    """generate's keywords; the stop tokens are also the ones XTC must never remove (a reply must be able to end)."""
+    kwargs = settings.to_generation_kwargs(tokenizer, end_token_ids=stop_ids)
+    return kwargs | {"eos_token_id": stop_ids, "pad_token_id": pad_id, "use_cache": True}
 
 
 def generate_candidates(
@@ -160,7 +162,7 @@ def generate_candidates(
     """``settings.num_candidates`` scored candidates for every prompt, in one ``generate`` call."""
     input_ids, attention_mask = left_pad(prompts, pad_id)
     input_ids, attention_mask = input_ids.to(model.device), attention_mask.to(model.device)
-    kwargs = _generate_kwargs(settings, stop_ids, pad_id)
+    kwargs = _generate_kwargs(settings, tokenizer, stop_ids, pad_id)
     with generation_lock(settings.seed), torch.inference_mode():
         start = time.perf_counter()  # after the lock: another conversation's turn is not our cost
         out = model.generate(
@@ -243,7 +245,7 @@ class GenerationStream:
             stopping_criteria=StoppingCriteriaList([_CancelFlag(self.cancel_event, self._stop)]),
             return_dict_in_generate=True,
             output_logits=True,
-            **_generate_kwargs(self.settings, stop_ids, pad_id),
+            **_generate_kwargs(self.settings, tokenizer, stop_ids, pad_id),
         )
         self._model = model
         self._prompt_len = len(prompt)

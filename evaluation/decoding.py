@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chatbot.errors import ChatbotError
+from chatbot.sampling import SamplingSettings
 from evaluation.failures import is_profanity_reason
 from evaluation.runner import Example, Generated, ReplySource
 
@@ -47,9 +48,12 @@ def chatbot_source(bot, batch_size: int = 16, progress: bool = True) -> ReplySou
 
 
 def _setting_key(identity: str) -> str:
-    """A setting's identity without its seed: the evaluation seeds sampled settings itself."""
-    fields = {k: v for k, v in json.loads(identity).items() if k != "seed"}
-    return json.dumps(fields, sort_keys=True)
+    """A setting's identity in today's form, without its seed (the evaluation seeds sampled settings itself).
+
+    Reports written before identities left out neutral fields still replay: their identities are
+    canonicalised first.
+    """
+    return SamplingSettings.from_identity(identity).replace(seed=None).identity
 
 
 def replay_source(report_dir: str | Path) -> ReplySource:

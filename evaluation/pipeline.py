@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import ChatbotError, SettingsError
-from chatbot.sampling import FIELD_NAMES, PRESETS, SamplingSettings, get_preset, load_presets
+from chatbot.sampling import FIELD, FIELDS, PRESETS, SamplingSettings, get_preset, load_presets
 from evaluation.coherence import CoherenceConfig, Embedder
 from evaluation.failures import LABELS, FailureConfig, count_labels
 from evaluation.multiturn import MultiTurnConfig, MultiTurnResult, run_multiturn
@@ -98,16 +98,20 @@ class SettingSpec:
 
 
 def parse_grid(text: str) -> dict[str, list[float]]:
-    """``"temperature=0.5,0.7;top_p=0.8,0.9"`` -> ``{"temperature": [0.5, 0.7], "top_p": [0.8, 0.9]}``."""
+    """``"min_p=0.02,0.05;temperature=0.7,1.0"`` -> ``{"min_p": [0.02, 0.05], "temperature": [0.7, 1.0]}``.
+
+    Any one or two numeric sampling fields; values are cast by the field's type (top_k takes whole numbers).
+    """
     axes: dict[str, list[float]] = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, sep, values = part.partition("=")
         name = name.strip().replace("-", "_")
-        if not sep or name not in FIELD_NAMES:
-            raise SettingsError(f"--grid part {part!r}: expected FIELD=V1,V2,... with FIELD a sampling setting")
+        if not sep or name not in FIELD or not FIELD[name].numeric:
+            numeric = ", ".join(s.name for s in FIELDS if s.numeric)
+            raise SettingsError(f"--grid part {part!r}: expected FIELD=V1,V2,... with FIELD a numeric sampling setting ({numeric})")
         try:
-            axes[name] = [float(v) for v in values.split(",") if v.strip()]
-        except ValueError as exc:
+            axes[name] = [FIELD[name].cast(v) for v in values.split(",") if v.strip()]
+        except SettingsError as exc:
             raise SettingsError(f"--grid {name}: values must be numbers ({exc})") from exc
         if not axes[name]:
             raise SettingsError(f"--grid {name}: no values")
@@ -117,21 +121,16 @@ def parse_grid(text: str) -> dict[str, list[float]]:
 
 
 def grid_specs(axes: dict[str, list[float]], base: SamplingSettings) -> list[SettingSpec]:
-    """Every combination of the grid axes applied to ``base`` (a sampling preset)."""
-    names = list(axes)
+    """Every combination of the grid axes applied to ``base`` (a sampling preset), labelled like describe()."""
     combos: list[dict[str, float]] = [{}]
-    for name in names:
-        combos = [{**c, name: v} for c in combos for v in axes[name]]
-    specs = []
-    for point in combos:
-        changes = {k: (int(v) if k in ("top_k", "num_beams", "max_new_tokens") else v) for k, v in point.items()}
-        label = " ".join(f"{_short(k)}={v:g}" for k, v in point.items())
-        specs.append(SettingSpec(label, base.replace(**changes), "grid", point))
-    return specs
+    for name, values in axes.items():
+        combos = [{**c, name: v} for c in combos for v in values]
+    return [SettingSpec(grid_label(point), base.adjust(**point), "grid", point) for point in combos]
 
 
-def _short(field_name: str) -> str:
-    return {"temperature": "T", "top_p": "p", "top_k": "k"}.get(field_name, field_name)
+def grid_label(point: dict[str, float]) -> str:
+    """``{"temperature": 0.7, "top_p": 0.9}`` -> ``"T=0.7 top_p=0.9"`` (each field's short label)."""
+    return " ".join(FIELD[name].format(value) for name, value in point.items())
 
 
 def setting_specs(config: EvalConfig) -> tuple[list[SettingSpec], str, dict[str, list[float]] | None]:

@@ -91,7 +91,7 @@ def test_metrics_json_per_setting(report):
     settings = data["settings"]
     assert {"greedy", "beam-5", "top-p", "diverse"} <= set(settings)
     assert sum(s["kind"] == "grid" for s in settings.values()) == 4
-    assert "T=0.7 p=0.9 (= top-p)" in settings  # the grid point equal to the reference is reused, not re-decoded
+    assert "T=0.7 top_p=0.9 (= top-p)" in settings  # the grid point equal to the reference is reused, not re-decoded
     greedy = settings["greedy"]
     for key in ("bleu", "meteor", "f1", "distinct_1", "distinct_2", "entropy_4", "self_bleu", "coherence", "off_topic"):
         assert key in greedy["values"] and len(greedy["intervals"][key]) == 2
@@ -129,7 +129,7 @@ def test_replay_rescores_the_same_replies(report, tiny_chatbot, votes_file, tmp_
     assert main([*argv, "--replay", str(report), "--no-perplexity"]) == 0
     before = json.loads((report / "metrics.json").read_text())["settings"]
     after = json.loads((tmp_path / "again" / "metrics.json").read_text())["settings"]
-    for name in ("greedy", "top-p", "T=1 p=0.95"):
+    for name in ("greedy", "top-p", "T=1 top_p=0.95"):
         assert after[name]["values"] == pytest.approx(before[name]["values"])
         assert after[name]["seconds"] == before[name]["seconds"]  # the timings of the run that generated
     assert (report / "replies.jsonl").read_text() == (tmp_path / "again" / "replies.jsonl").read_text()
