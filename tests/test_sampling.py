@@ -553,3 +553,39 @@ def test_every_field_with_a_neutral_value_has_one_its_range_allows():
     for spec in FIELDS:
         if spec.neutral is not NO_NEUTRAL:
             spec.check(spec.neutral)
+
+
+# -- what a settings panel reads ------------------------------------------------------------------------
+
+
+def test_panel_sections_hide_what_the_strategy_does_not_use():
+    from chatbot.sampling.panel import sections
+
+    everything = [s.name for _, specs in sections() for s in specs]
+    assert sorted(everything) == sorted(FIELD)  # every field has a place
+    greedy = {s.name for _, specs in sections("greedy") for s in specs}
+    assert "min_p" not in greedy and "num_beams" not in greedy and "presence_penalty" in greedy
+    labels = [label for label, _ in sections("sample")]
+    assert labels.index(GROUPS["dry"]) < labels.index(GROUPS["truncation"]) < labels.index(GROUPS["xtc"])
+
+
+def test_panel_values_are_cast_by_the_field_type():
+    from chatbot.sampling.panel import control_value, settings_from_values
+
+    values = {"temperature": "0.9", "top_k": 30.0, "seed": "", "avoid_words": "cat, dog", "early_stopping": "no"}
+    s = settings_from_values(PRESETS["top-p"], values)
+    assert (s.temperature, s.top_k, s.seed, s.avoid_words, s.early_stopping) == (0.9, 30, None, ("cat", "dog"), False)
+    assert settings_from_values(PRESETS["top-p"], {"strategy": "greedy"}).num_candidates == 1
+    assert [control_value(FIELD[n], getattr(s, n)) for n in ("avoid_words", "seed", "top_k")] == ["cat, dog", "", 30]
+    with pytest.raises(SettingsError, match="seed"):
+        settings_from_values(PRESETS["top-p"], {"seed": "lucky"})
+
+
+def test_differs_from_preset_line():
+    from chatbot.sampling.panel import differs_line
+
+    changed = PRESETS["top-p"].replace(temperature=1.0, min_p=0.05, seed=3)
+    assert differs_line(changed, "top-p", PRESETS) == "top-p, changed: T 0.7 -> 1, min_p 0 -> 0.05, seed none -> 3"
+    assert differs_line(PRESETS["dry"], "dry", PRESETS) == "dry (unchanged)"
+    # what the strategy ignores is no difference
+    assert differs_line(PRESETS["greedy"].replace(temperature=1.5), "greedy", PRESETS) == "greedy (unchanged)"

@@ -12,6 +12,7 @@ API (imported by the CLI, the web app and the evaluator)::
     model.generate(**inputs, **s.to_generation_kwargs(tokenizer, end_token_ids=stop_ids))
     presets = load_presets("my_presets.json")     # or a text-generation-webui preset .yaml, or a folder of them
     for spec in FIELDS: spec.label, spec.help, spec.group, spec.neutral, spec.low, spec.high, spec.step, ...
+    chatbot.sampling.panel.sections(strategy)    # a UI's controls: grouped in the order samplers run, per strategy
 
 Every field is declared once, on ``SamplingSettings`` (:mod:`chatbot.sampling.settings`), with a
 :class:`FieldSpec`: type, default, neutral value, valid range, UI step, label, help, the strategies it
