@@ -75,7 +75,7 @@ from chatbot.replies import (
 )
 from chatbot.rerankers import CandidateScorer, RerankConfig
 from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings
-from chatbot.streaming import StreamedReply
+from chatbot.streaming import StreamedReply, model_stream
 
 __all__ = [
     "DELTA",
@@ -378,7 +378,14 @@ class Chatbot:
             yield StreamEvent(DELTA, reply.text)
             yield StreamEvent(FINAL, reply)
             return
-        yield from StreamedReply(self, history, persona, settings, filters, cancel or threading.Event()).events()
+        history = list(history)
+        refuses = filters.user_profanity == "refuse"
+        # no prompt for a refused profane message (the reply is the refusal) or an empty history (an error)
+        refused = bool(history) and refuses and ReplyFilter(filters).user_has_profanity(history[-1])
+        prompt = self.build_prompt(history, persona, settings, filters) if history and not refused else None
+        generate = model_stream(self.model, self.tokenizer, stop_ids=self.stop_ids, pad_id=self.pad_id)
+        streamed = StreamedReply(prompt, generate, history=history, settings=settings, filters=filters, cancel=cancel)
+        yield from streamed.events()
 
 
 # -- the conversation -----------------------------------------------------------------------------

@@ -1,26 +1,28 @@
 """One reply streamed word by word, every word filtered before it is shown (used by :mod:`chatbot.conversation`).
 
-    events = StreamedReply(bot, history, persona, settings, filters, cancel).events()
+    generate = model_stream(model, tokenizer, stop_ids=stop_ids, pad_id=pad_id)
+    events = StreamedReply(prompt, generate, history=history, settings=settings, filters=filters).events()
 
 yields ``delta`` events for the words that passed, a ``withdraw`` event (with the reason) when the
 reply fails, mid-stream or on the whole-reply checks at its end, then the retry's words, and one
-``final`` event with the Reply. ``Chatbot.stream_reply`` is the public entry point.
+``final`` event with the Reply. ``Chatbot.stream_reply`` is the public entry point: it builds the
+prompt (or none, for a message it refuses) and the generate function over its model.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
 
 from chatbot.errors import ChatbotError
-from chatbot.filters import ReplyFilter
+from chatbot.filters import FilterSettings, ReplyFilter
 from chatbot.generation import Candidate, GenerationStream
 from chatbot.replies import (
     DELTA,
     FINAL,
     WITHDRAW,
+    Prompt,
     Reply,
     StreamEvent,
     choose_fallback,
@@ -30,16 +32,46 @@ from chatbot.replies import (
 )
 from chatbot.sampling import SamplingSettings
 
-if TYPE_CHECKING:
-    from chatbot.conversation import Chatbot
+# (prompt ids, settings, attempt, cancel) -> a stream of one candidate's text (a GenerationStream)
+StreamGenerate = Callable[[list[int], SamplingSettings, int, threading.Event], GenerationStream]
+
+
+def model_stream(model, tokenizer, *, stop_ids: list[int], pad_id: int) -> StreamGenerate:
+    """The generate function that streams one candidate from ``model``."""
+
+    def generate(input_ids: list[int], settings: SamplingSettings, attempt: int, cancel: threading.Event):
+        return GenerationStream(
+            model,
+            tokenizer,
+            input_ids,
+            settings,
+            stop_ids=stop_ids,
+            pad_id=pad_id,
+            attempt=attempt,
+            cancel_event=cancel,
+        )
+
+    return generate
 
 
 class StreamedReply:
     """The state of one streamed reply: attempts, shown words, candidates and timings."""
 
-    def __init__(self, bot: Chatbot, history, persona, settings, filters, cancel: threading.Event):
-        self.bot, self.history, self.settings, self.cancel = bot, list(history), settings, cancel
-        self.filters = filters
+    def __init__(
+        self,
+        prompt: Prompt | None,
+        generate: StreamGenerate,
+        *,
+        history: Sequence[str],
+        settings: SamplingSettings,
+        filters: FilterSettings,
+        cancel: threading.Event | None = None,
+    ):
+        """``prompt``: the model input for ``history``, or None when the user's message is refused
+        (``filters.user_profanity == "refuse"``): the reply is then the refusal, without generating."""
+        self.prompt, self.generate = prompt, generate
+        self.history, self.settings, self.filters = list(history), settings, filters
+        self.cancel = cancel or threading.Event()
         self.check = ReplyFilter(filters)
         self.context = filter_context(self.history)
         self.start = time.perf_counter()
@@ -47,13 +79,11 @@ class StreamedReply:
         if not self.history:
             raise ChatbotError("nothing to reply to: the history is empty")
         self.reply.user_profanity = self.check.user_has_profanity(self.history[-1])
-        self.prompt = None
-        if self.reply.user_profanity and filters.user_profanity == "refuse":
+        if prompt is None:
             self.reply.attempts = 0
         else:
-            self.prompt = bot.build_prompt(self.history, persona, settings, filters)
-            self.reply.prompt_tokens = len(self.prompt.input_ids)
-            self.reply.kept_utterances, self.reply.truncated = self.prompt.kept_utterances, self.prompt.truncated
+            self.reply.prompt_tokens = len(prompt.input_ids)
+            self.reply.kept_utterances, self.reply.truncated = prompt.kept_utterances, prompt.truncated
 
     def events(self) -> Iterator[StreamEvent]:
         settings = self.settings
@@ -84,17 +114,7 @@ class StreamedReply:
 
     def _attempt(self, settings: SamplingSettings, attempt: int, shown: list[str]):
         """Stream one candidate, appending the words shown to ``shown``; returns the rejection reason or None."""
-        bot = self.bot
-        stream = GenerationStream(
-            bot.model,
-            bot.tokenizer,
-            self.prompt.input_ids,
-            settings,
-            stop_ids=bot.stop_ids,
-            pad_id=bot.pad_id,
-            attempt=attempt,
-            cancel_event=self.cancel,
-        )
+        stream = self.generate(self.prompt.input_ids, settings, attempt, self.cancel)
         pending, reason, filter_s = "", None, 0.0
         pieces = iter(stream)
         try:
