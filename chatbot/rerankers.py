@@ -72,8 +72,12 @@ class RerankConfig:
     @classmethod
     def from_settings(cls, settings: Any) -> RerankConfig:
         """The fields of a SamplingSettings (or any object with them); missing fields keep their defaults."""
-        names = ("reranker", "mmi_lambda", "mix_logprob", "mix_mmi", "mix_coherence")
-        return cls(**{n: getattr(settings, n) for n in names if hasattr(settings, n)})
+        return cls(**{n: getattr(settings, n) for n in _FIELDS if hasattr(settings, n)})
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> RerankConfig:
+        """The fields of a settings dict (``SamplingSettings.to_dict()``, a report's settings); others ignored."""
+        return cls(**{n: values[n] for n in _FIELDS if n in values})
 
     @property
     def weights(self) -> dict[str, float]:
@@ -84,6 +88,14 @@ class RerankConfig:
         if self.reranker == "mix":
             return {name for name, weight in self.weights.items() if weight and name != "logprob"}
         return {self.reranker} - {"logprob"}
+
+
+_FIELDS = ("reranker", "mmi_lambda", "mix_logprob", "mix_mmi", "mix_coherence")
+
+
+def ranks_by_coherence(values: Mapping[str, Any] | None) -> bool:
+    """Whether a settings dict ranks replies by MiniLM coherence (reranker coherence, or mix weighing it)."""
+    return bool(values) and "coherence" in RerankConfig.from_values(values).needs()
 
 
 # -- the arithmetic (pure) ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chatbot.rerankers import ranks_by_coherence
 from evaluation import plots
 from evaluation.failures import LABELS, examples_of
 from evaluation.pipeline import EvaluationResult
@@ -65,6 +66,11 @@ def warnings_section(result: EvaluationResult) -> list[Block]:
         out.append(
             Block("warn", f"Coherence used {meta.get('embedder') or 'no embedder'}, not all-MiniLM-L6-v2: "
                   "coherence and off-topic numbers are not comparable with other reports.")
+        )  # fmt: skip
+    if judged := [s.name for s in result.settings if ranks_by_coherence(s.settings)]:
+        out.append(
+            Block("warn", f"{', '.join(judged)}: ranked by MiniLM coherence, the embedder of the coherence and "
+                  "off-topic columns, which are then no independent judge of it; F1, BLEU and votes are.")
         )  # fmt: skip
     if meta.get("contexts", 0) < 50:
         out.append(Block("warn", f"Only {meta.get('contexts')} contexts: intervals are wide; use --limit 200 or more."))

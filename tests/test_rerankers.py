@@ -19,6 +19,7 @@ from chatbot.rerankers import (
     continuation_logprobs,
     mix_score,
     mmi_score,
+    ranks_by_coherence,
 )
 
 PAD, BOT, EOT, HELLO, PIZZA = range(5)
@@ -147,9 +148,9 @@ def test_mix_skips_terms_weighted_zero():
 
 def test_score_arithmetic():
     assert mmi_score(-1.0, -2.0, 0.5) == pytest.approx(0.0)
-    assert mix_score({"logprob": -1.0, "mmi": 9.0, "coherence": 0.5}, {"logprob": 2.0, "mmi": 0.0, "coherence": 4.0}) == (
-        pytest.approx(0.0)
-    )
+    assert mix_score(
+        {"logprob": -1.0, "mmi": 9.0, "coherence": 0.5}, {"logprob": 2.0, "mmi": 0.0, "coherence": 4.0}
+    ) == (pytest.approx(0.0))
     assert best_first([{RANK: 1.0}, {RANK: 3.0}, {RANK: 3.0}, {RANK: 9.0}], [0, 1, 2]) == [1, 2, 0]  # ties keep order
 
 
@@ -175,3 +176,26 @@ def test_continuation_logprobs_batched_equals_one_at_a_time_on_a_real_gpt2():
     with torch.no_grad():
         logits = model(torch.tensor([[3, 4, 10]])).logits[0]
     assert batched[1] == pytest.approx(float(logits[1].log_softmax(-1)[10]), abs=1e-5)
+
+
+def test_ranks_by_coherence_reads_a_settings_dict():
+    assert ranks_by_coherence({"reranker": "coherence", "temperature": 0.7})
+    assert ranks_by_coherence({"reranker": "mix", "mix_coherence": 2.0})
+    assert not ranks_by_coherence({"reranker": "mix", "mix_coherence": 0.0, "mix_mmi": 1.0})
+    assert not ranks_by_coherence({"reranker": "mmi"}) and not ranks_by_coherence(None)
+
+
+def test_report_warns_that_coherence_does_not_judge_the_coherence_reranker():
+    from evaluation.report import warnings_section
+
+    settings = [
+        SimpleNamespace(name="top-p", settings={"reranker": "logprob"}),
+        SimpleNamespace(name="top-p+coherence", settings={"reranker": "coherence"}),
+        SimpleNamespace(name="human (recorded)", settings=None),
+    ]
+    meta = {"wordnet": {"available": True}, "embedder": "all-MiniLM-L6-v2", "contexts": 300}
+    warnings = [b.text for b in warnings_section(SimpleNamespace(meta=meta, settings=settings))]
+    assert warnings == [
+        "top-p+coherence: ranked by MiniLM coherence, the embedder of the coherence and off-topic columns, "
+        "which are then no independent judge of it; F1, BLEU and votes are."
+    ]
