@@ -20,6 +20,7 @@ from typing import Protocol
 
 from chatbot.errors import ChatbotError
 from chatbot.generation import Candidate, GenerationResult
+from chatbot.replies import Prompt
 
 STOP, LENGTH, CANCELLED = "stop", "length", "cancelled"
 
@@ -58,6 +59,13 @@ class Completion:
         )
 
 
+@dataclass(frozen=True)
+class ChatPrompt(Prompt):
+    """A prompt for a chat endpoint: OpenAI messages, with ``input_ids`` kept for the token budget."""
+
+    messages: tuple[dict[str, str], ...] = ()
+
+
 class TextStream(Protocol):
     """One reply streamed as text pieces; what :class:`chatbot.generation.GenerationStream` provides."""
 
@@ -81,7 +89,7 @@ class Backend(Protocol):
     has_logprobs: bool  # False: candidates are not ranked by likelihood (see UNRANKED_NOTE)
 
     def describe(self) -> dict[str, str]:
-        """backend, server_kind and model, for reports and the "why this reply" view."""
+        """backend, server_kind, model and a one-line label, for reports and the "why this reply" view."""
         ...
 
     def prepare_text(self, text: str) -> str:
@@ -92,12 +100,12 @@ class Backend(Protocol):
         """Settings this backend will not apply (only when the user allowed that); recorded with the reply."""
         ...
 
-    def generate(self, prompts: Sequence[list[int]], settings, *, attempt: int = 1) -> GenerationResult:
+    def generate(self, prompts: Sequence[Prompt], settings, *, attempt: int = 1) -> GenerationResult:
         """``settings.num_candidates`` candidates for every prompt (``GenerationResult.candidates[prompt]``)."""
         ...
 
     def stream(
-        self, prompt: list[int], settings, *, attempt: int = 1, cancel_event: threading.Event | None = None
+        self, prompt: Prompt, settings, *, attempt: int = 1, cancel_event: threading.Event | None = None
     ) -> TextStream:
         """One candidate as a cancellable stream of text pieces."""
         ...

@@ -49,7 +49,7 @@ class UnsupportedSettingError(SettingsError):
 
 
 # The value at which a field has no effect, for a settings type whose fields do not carry it
-# (``chatbot.sampling`` fields carry a FieldSpec with ``neutral``; SERVER_NEUTRAL overrides both).
+# (``chatbot.sampling`` fields carry a FieldSpec with ``neutral``).
 NEUTRAL: dict[str, Any] = {
     "temperature": 1.0,
     "top_k": 0,
@@ -71,9 +71,9 @@ NEUTRAL: dict[str, Any] = {
     "avoid_words": (),
     "seed": None,
 }
-# min_new_tokens=1 only forbids an empty reply, which the reply filters reject anyway (as "empty"),
-# so a server needs no min_tokens for it.
-SERVER_NEUTRAL: dict[str, Any] = {"min_new_tokens": 1}
+# Values a server without the field may leave unapplied: min_new_tokens=1 only forbids an empty
+# reply, which the reply filters reject anyway (as "empty"). A server that has the field gets it.
+TOLERATED: dict[str, Any] = {"min_new_tokens": 1}
 
 # Fields that only matter while another field is active (DRY's base does nothing at multiplier 0).
 DEPENDS_ON: dict[str, str] = {
@@ -263,9 +263,7 @@ class RequestPlan:
 
 
 def neutral_value(settings, name: str) -> Any:
-    """The value of ``name`` at which it has no effect on a server (``...`` when it has none)."""
-    if name in SERVER_NEUTRAL:
-        return SERVER_NEUTRAL[name]
+    """The value of ``name`` at which it has no effect (``...`` when it has none)."""
     for f in dataclasses.fields(settings):
         if f.name == name:
             spec = f.metadata.get("spec")
@@ -326,6 +324,8 @@ def plan_request(settings, kind: ServerKind, *, allow_unsupported: bool = False)
     targets = {TOP_LEVEL: plan.top_level, EXTRA_BODY: plan.extra_body, GENERATION_CONFIG: plan.generation_config}
     for name, value in sent_fields(settings, kind).items():
         route = kind.routes.get(name)
+        if route is None and _is_neutral(value, TOLERATED.get(name, ...)):
+            continue
         if route is None:
             problems.append(_refusal(name, value, kind))
             continue

@@ -20,7 +20,7 @@ class LocalBackend:
         self.model_name = model_name
 
     def describe(self) -> dict[str, str]:
-        return {"backend": self.name, "server_kind": "", "model": self.model_name}
+        return {"backend": self.name, "server_kind": "", "model": self.model_name, "label": self.model_name}
 
     def prepare_text(self, text: str) -> str:
         return text  # chatbot.format.encode_text already keeps typed special-token text plain
@@ -28,16 +28,16 @@ class LocalBackend:
     def warnings(self, settings) -> list[str]:
         return []
 
-    def generate(self, prompts: Sequence[list[int]], settings, *, attempt: int = 1) -> GenerationResult:
+    def generate(self, prompts: Sequence, settings, *, attempt: int = 1) -> GenerationResult:
         return generate_candidates(
-            self.model, self.tokenizer, list(prompts), settings, stop_ids=self.stop_ids, pad_id=self.pad_id,
+            self.model, self.tokenizer, [p.input_ids for p in prompts], settings, stop_ids=self.stop_ids, pad_id=self.pad_id,
             attempt=attempt,
         )  # fmt: skip
 
     def stream(
-        self, prompt: list[int], settings, *, attempt: int = 1, cancel_event: threading.Event | None = None
+        self, prompt, settings, *, attempt: int = 1, cancel_event: threading.Event | None = None
     ) -> GenerationStream:
         return GenerationStream(
-            self.model, self.tokenizer, prompt, settings, stop_ids=self.stop_ids, pad_id=self.pad_id,
+            self.model, self.tokenizer, prompt.input_ids, settings, stop_ids=self.stop_ids, pad_id=self.pad_id,
             attempt=attempt, cancel_event=cancel_event,
         )  # fmt: skip

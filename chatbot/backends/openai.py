@@ -191,8 +191,8 @@ class OpenAIBackend:
         return stops[: self.kind.max_stops] if self.kind.max_stops else stops
 
     def describe(self) -> dict[str, str]:
-        return {"backend": self.name, "server_kind": self.kind.name, "model": self.model.path,
-                "base_url": self.client.base_url}  # fmt: skip
+        label = f"{self.model.path} (served by a {self.kind.name} server at {self.client.base_url})"
+        return {"backend": self.name, "server_kind": self.kind.name, "model": self.model.path, "label": label}
 
     def prepare_text(self, text: str) -> str:
         if self.sends_token_ids:

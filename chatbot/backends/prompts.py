@@ -79,8 +79,11 @@ class CharTokenizer:
         self.unk_token_id = None
         self.all_special_tokens = list(self.SPECIALS)
 
-    def __call__(self, text: str, **kwargs) -> dict[str, list[int]]:
-        return {"input_ids": [ord(c) for c in text]}  # typed text is never special here
+    def __call__(self, text: str | list[str], **kwargs) -> dict[str, list]:
+        """Code points of ``text`` (or of each text of a list); typed text is never special here."""
+        if isinstance(text, str):
+            return {"input_ids": [ord(c) for c in text]}
+        return {"input_ids": [[ord(c) for c in t] for t in text]}
 
     def convert_tokens_to_ids(self, token: str) -> int | None:
         return self._ids.get(token)
