@@ -39,10 +39,16 @@ class EvalConfig:
     )
     split: str = field(default="test", metadata={"help": "data split: train, valid, test or all"})
     presets: str = field(default=DEFAULT_PRESETS, metadata={"help": "comma-separated presets to compare"})
-    presets_file: str | None = field(default=None, metadata={"help": "JSON file of extra presets"})
+    presets_file: str | None = field(
+        default=None,
+        metadata={"help": "extra presets: a JSON file, a text-generation-webui preset .yaml, or a folder of them"},
+    )
     grid: str | None = field(
         default=None,
-        metadata={"help": 'sampling grid around the reference, e.g. "temperature=0.5,0.7,1.0;top_p=0.8,0.9,0.95"'},
+        metadata={
+            "help": 'sampling grid around the reference over one or two numeric fields, e.g. "temperature=0.5,0.7,1.0;'
+            'top_p=0.8,0.9,0.95" or "min_p=0.02,0.05,0.1;temperature=0.7,1.0,1.5"'
+        },
     )
     reference: str = field(default="top-p", metadata={"help": "preset every setting is compared with"})
     limit: int = field(default=200, metadata={"help": "contexts evaluated, spread over dialogues (0 = all)"})

@@ -34,7 +34,10 @@ from chatbot.sampling import (
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sampling_v1"
 V1_FIELDS = set(json.loads((FIXTURES / "identities.json").read_text())["identities"][0]["settings"])
-ENABLERS = {"dynamic_temperature": True, "dry_multiplier": 0.8, "xtc_probability": 0.5, "mirostat_mode": 2}
+ENABLERS = {
+    "dynamic_temperature": True, "dry_multiplier": 0.8, "xtc_probability": 0.5, "mirostat_mode": 2,
+    "keywords": ("zebra",), "reranker": "mix",
+}  # fmt: skip
 
 
 # -- an example value for any field, from its metadata alone ----------------------------------------------
@@ -589,3 +592,18 @@ def test_differs_from_preset_line():
     assert differs_line(PRESETS["dry"], "dry", PRESETS) == "dry (unchanged)"
     # what the strategy ignores is no difference
     assert differs_line(PRESETS["greedy"].replace(temperature=1.5), "greedy", PRESETS) == "greedy (unchanged)"
+
+
+def test_any_two_numeric_fields_form_the_evaluation_grid():
+    from evaluation.pipeline import EvalConfig, setting_specs
+
+    config = EvalConfig(data="x", output="y", presets="top-p", grid="min_p=0.02,0.05,0.1;temperature=0.7,1.0,1.5")
+    specs, _, axes = setting_specs(config)
+    grid = [s for s in specs if s.kind == "grid"]
+    assert axes == {"min_p": [0.02, 0.05, 0.1], "temperature": [0.7, 1.0, 1.5]} and len(grid) == 9
+    assert grid[0].name == "min_p=0.02 T=0.7" and grid[-1].settings.min_p == 0.1 and grid[-1].settings.temperature == 1.5
+    assert len({s.settings.identity for s in grid}) == 9
+    with pytest.raises(SettingsError, match="top_k.*whole number"):
+        setting_specs(EvalConfig(data="x", output="y", grid="top_k=2.5"))
+    with pytest.raises(SettingsError, match="numeric sampling setting"):
+        setting_specs(EvalConfig(data="x", output="y", grid="avoid_words=1"))
