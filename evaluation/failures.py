@@ -5,8 +5,9 @@ Labels (a reply can carry several; an empty one carries only ``empty``):
 - ``empty``       nothing but whitespace or punctuation;
 - ``too-short``   fewer than ``min_words`` words;
 - ``too-long``    more than ``max_words`` words (chit-chat turns are short: chitchat's median is ~10);
-- ``repetition``  loops on its own n-grams, repeats one of the bot's earlier utterances, or echoes
-                  the user's last message (see ``evaluation.metrics``);
+- ``repetition``  fails the reply path's in-reply checks (a loop, a repeated sentence or phrase,
+                  U+FFFD: ``chatbot.filters.check_in_reply``, one definition for both), repeats
+                  one of the bot's earlier utterances, or echoes the user's last message;
 - ``off-topic``   coherence below the off-topic threshold (``evaluation.coherence``);
 - ``generic``     a dull all-purpose reply ("i don't know", "me too"...), or one of the setting's
                   most frequent replies (the same text given to many different contexts);
@@ -21,7 +22,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from evaluation.metrics import copies_user, normalize_answer, repeated_ngram_fraction, repeats_self, word_count
+from chatbot.filters import FilterSettings, ReplyFilter, check_in_reply
+from evaluation.metrics import copies_user, normalize_answer, repeats_self, word_count
+
+# the reply path's default in-reply repetition thresholds, so a label means what the filter rejects
+IN_REPLY = FilterSettings()
 
 LABELS = ("empty", "too-short", "too-long", "repetition", "off-topic", "generic", "profanity")
 
@@ -60,9 +65,6 @@ class FailureConfig:
 
     min_words: int = field(default=2, metadata={"help": "replies with fewer words are too-short"})
     max_words: int = field(default=40, metadata={"help": "replies with more words are too-long"})
-    repeat_ngram: int = field(
-        default=3, metadata={"help": "a repeated n-gram of this size inside a reply is repetition"}
-    )
     generic_share: float = field(
         default=0.05, metadata={"help": "a reply text given to at least this share of contexts is generic"}
     )
@@ -74,8 +76,6 @@ class FailureConfig:
     def __post_init__(self):
         if not 0 <= self.min_words <= self.max_words:
             raise ValueError(f"need 0 <= min_words <= max_words (got {self.min_words}, {self.max_words})")
-        if self.repeat_ngram < 1:
-            raise ValueError(f"repeat_ngram must be >= 1 (got {self.repeat_ngram})")
         if not 0 < self.generic_share <= 1:
             raise ValueError(f"generic_share must be in (0, 1] (got {self.generic_share})")
 
@@ -103,7 +103,7 @@ def is_generic(reply: str, frequent: set[str], config: FailureConfig) -> bool:
 
 def is_repetition(reply: str, context: Sequence[str], config: FailureConfig) -> bool:
     return (
-        repeated_ngram_fraction(reply, config.repeat_ngram) > 0
+        check_in_reply(reply, IN_REPLY) is not None
         or repeats_self(reply, context)
         or copies_user(reply, context)
     )
@@ -172,13 +172,9 @@ def examples_of(labels: Sequence[Sequence[str]], label: str, limit: int = 3) -> 
     return [i for i, reply_labels in enumerate(labels) if label in reply_labels][:limit]
 
 
-def profanity_checker() -> Callable[[str], bool] | None:
-    """The chatbot's own profanity test (``chatbot.filters``, default word lists), or None if unavailable."""
-    try:
-        from chatbot.filters import FilterSettings, ReplyFilter
-    except ImportError:
-        return None
-    index = ReplyFilter(FilterSettings()).profanity
+def profanity_checker() -> Callable[[str], bool]:
+    """The chatbot's own profanity test (``chatbot.filters``, default word lists)."""
+    index = ReplyFilter(IN_REPLY).profanity
     return lambda text: index.find(text) is not None
 
 

@@ -292,8 +292,8 @@ def method_section(result: EvaluationResult) -> list[Block]:
             f"from {meta.get('dialogues')} dialogues. Coherence embedder: {meta.get('embedder')}; compared with the last "
             f"{meta.get('coherence_context_utterances')} context utterances; off-topic below cosine "
             f"{meta.get('off_topic_threshold')}. WordNet: {meta.get('wordnet', {}).get('message')}. Failure thresholds: "
-            f"too short < {fc.get('min_words')} words, too long > {fc.get('max_words')} words, repeated "
-            f"{fc.get('repeat_ngram')}-grams; generic = a dull phrase or a reply given to ≥ {fc.get('generic_share', 0):.0%} "
+            f"too short < {fc.get('min_words')} words, too long > {fc.get('max_words')} words, repetition "
+            f"= the reply path's in-reply checks; generic = a dull phrase or a reply given to ≥ {fc.get('generic_share', 0):.0%} "
             f"of contexts. Sampled settings use seed {meta.get('seed')}. {meta.get('date')}."
             + (
                 f" Replies replayed from {meta['replayed_from']} (rescored, not regenerated)."

@@ -30,7 +30,7 @@ def labels(reply, coherence=0.5, frequent=frozenset(), profanity=False):
         (" ?! ", ["empty"]),
         ("retriever", ["too-short"]),
         ("he is a very good dog and he likes to run in the park every day", ["too-long"]),
-        ("i like dogs i like dogs", ["repetition"]),  # loops on its own trigrams
+        ("i like dogs a lot. i like dogs a lot.", ["repetition"]),  # the same sentence twice
         ("What breed is your dog?", ["repetition"]),  # echoes the user
         ("I have a dog named Max!", ["repetition"]),  # repeats the bot's own earlier turn
         ("I don't know.", ["generic"]),
