@@ -54,11 +54,14 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from chatbot.backends.base import UNRANKED_NOTE, ChatPrompt
+from chatbot.backends.local import LocalBackend
+from chatbot.backends.prompts import chat_messages
 from chatbot.checkpoint import LoadedModel, load_chatbot
 from chatbot.errors import ChatbotError, SettingsError
 from chatbot.filters import FilterSettings, ReplyFilter
 from chatbot.format import build_inputs, build_plain_inputs, encode_text
-from chatbot.generation import Candidate, generate_candidates, stop_token_ids
+from chatbot.generation import Candidate, stop_token_ids
 from chatbot.replies import (
     DELTA,
     FINAL,
@@ -75,7 +78,7 @@ from chatbot.replies import (
 )
 from chatbot.rerankers import CandidateScorer, RerankConfig
 from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings
-from chatbot.streaming import StreamedReply, model_stream
+from chatbot.streaming import StreamedReply
 
 __all__ = [
     "DELTA",
@@ -159,6 +162,7 @@ class Chatbot:
         sampling: SamplingSettings | None = None,
         filters: FilterSettings | None = None,
         examples: Sequence[Sequence[str]] = (),
+        backend=None,
     ):
         self.loaded = loaded
         self.model = loaded.model
@@ -173,6 +177,10 @@ class Chatbot:
         self.pad_id = self.ids.pad if self.ids is not None else self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id
+        # where candidates come from: this process's model, or a server (chatbot.backends.openai)
+        self.backend = backend or LocalBackend(
+            self.model, self.tokenizer, stop_ids=self.stop_ids, pad_id=self.pad_id, model_name=loaded.path
+        )
         # few-shot examples (a plain causal LM only), encoded once: oldest first, each a list of turns
         if examples and self.dialogue:
             logger.warning("%s is a dialogue model: few-shot examples are for plain causal LMs; ignored", self.name)
@@ -220,13 +228,15 @@ class Chatbot:
     # -- building the model input --
 
     def model_text(self, history: Sequence[str], filters: FilterSettings) -> list[str]:
-        """The history as the model sees it: user utterances masked when ``user_profanity`` is mask."""
+        """The history as the model sees it: user utterances masked when ``user_profanity`` is mask,
+        and special-token text neutralised where a server would read it as tokens (see the backend).
+        """
         history = list(history)
         if filters.user_profanity == "mask" and filters.profanity:
             checker = ReplyFilter(filters).profanity
             for i in user_positions(len(history)):
                 history[i] = checker.mask(history[i])
-        return history
+        return [self.backend.prepare_text(u) for u in history]
 
     def build_prompt(
         self,
@@ -244,16 +254,16 @@ class Chatbot:
         encoded = [encode_text(self.tokenizer, u) for u in window]
         try:
             if self.ids is not None:
-                persona_ids = encode_text(self.tokenizer, " ".join(persona)) if persona else None
+                persona_ids = encode_text(self.tokenizer, self.persona_text(persona)) if persona else None
                 built = build_inputs(
-                    self.ids, encoded, None, self.format, persona=persona_ids, reserve=settings.max_new_tokens
+                    self.ids, encoded, None, self.format, persona=persona_ids, reserve=self.reserve(settings)
                 )
                 input_ids, kept, truncated = built.input_ids, built.kept_utterances, built.truncated
             else:
-                if persona:
+                if persona and not self.chat_endpoint:
                     logger.warning("%s is a plain causal LM: the persona is ignored", self.name)
                 input_ids = build_plain_inputs(
-                    encoded, self.tokenizer.eos_token_id, self.format, settings.max_new_tokens, self.examples
+                    encoded, self.tokenizer.eos_token_id, self.format, self.reserve(settings), self.examples
                 )
                 kept, truncated = len(encoded), False  # the plain builder does not report it
         except ValueError as exc:
@@ -261,7 +271,29 @@ class Chatbot:
                 f"max_new_tokens={settings.max_new_tokens} leaves no room for the conversation in the model's "
                 f"{self.format.max_length}-token window; lower max_new_tokens ({exc})"
             ) from exc
-        return Prompt(input_ids, kept, truncated or len(history) > len(window))
+        truncated = truncated or len(history) > len(window)
+        if self.chat_endpoint:  # the server applies the chat template to messages; ids only budget them
+            kept = input_ids.count(self.tokenizer.eos_token_id)  # each kept utterance ends with one
+            messages = chat_messages(window[len(window) - kept :], [self.persona_text(persona)] if persona else ())
+            return ChatPrompt(input_ids, kept, truncated, messages=tuple(messages))
+        return Prompt(input_ids, kept, truncated)
+
+    @property
+    def chat_endpoint(self) -> bool:
+        """Whether replies come from a server's chat endpoint (a plain model with a chat template)."""
+        return getattr(self.loaded, "mode", None) == "chat"
+
+    def persona_text(self, persona: Sequence[str]) -> str:
+        return self.backend.prepare_text(" ".join(persona))
+
+    def reserve(self, settings: SamplingSettings) -> int:
+        """Prompt units kept free for the reply: tokens, or characters under a character budget."""
+        return settings.max_new_tokens * getattr(self.tokenizer, "chars_per_token", 1)
+
+    def notes(self, settings: SamplingSettings) -> list[str]:
+        """What a reply made with ``settings`` must say: settings not applied, ranking without likelihood."""
+        notes = self.backend.warnings(settings)
+        return notes + ([UNRANKED_NOTE] if settings.num_candidates > 1 and not self.backend.has_logprobs else [])
 
     # -- replies --
 
@@ -327,15 +359,7 @@ class Chatbot:
                     len(pending),
                     attempt_settings.describe(),
                 )
-            result = generate_candidates(
-                self.model,
-                self.tokenizer,
-                [prompts[i].input_ids for i in pending],
-                attempt_settings,
-                stop_ids=self.stop_ids,
-                pad_id=self.pad_id,
-                attempt=attempt,
-            )
+            result = self.backend.generate([prompts[i] for i in pending], attempt_settings, attempt=attempt)
             share = result.seconds * 1000 / len(pending)
             self.score_candidates(result.candidates, [contexts[i] for i in pending], attempt_settings)
             pending = [
@@ -352,6 +376,7 @@ class Chatbot:
         total = (time.perf_counter() - start) * 1000 / max(len(contexts), 1)
         for reply in replies:
             reply.timings.total_ms = total
+            reply.notes = self.notes(settings)
         return replies
 
     def score_candidates(self, groups: list[list[Candidate]], contexts, settings: SamplingSettings) -> None:
@@ -383,9 +408,15 @@ class Chatbot:
         # no prompt for a refused profane message (the reply is the refusal) or an empty history (an error)
         refused = bool(history) and refuses and ReplyFilter(filters).user_has_profanity(history[-1])
         prompt = self.build_prompt(history, persona, settings, filters) if history and not refused else None
-        generate = model_stream(self.model, self.tokenizer, stop_ids=self.stop_ids, pad_id=self.pad_id)
+
+        def generate(input_ids, attempt_settings, attempt, cancel_event):  # the whole prompt: a chat one has messages
+            return self.backend.stream(prompt, attempt_settings, attempt=attempt, cancel_event=cancel_event)
+
         streamed = StreamedReply(prompt, generate, history=history, settings=settings, filters=filters, cancel=cancel)
-        yield from streamed.events()
+        for event in streamed.events():
+            if event.kind == FINAL:
+                event.value.notes = self.notes(settings)
+            yield event
 
 
 # -- the conversation -----------------------------------------------------------------------------

@@ -67,6 +67,9 @@ class Reply:
     truncated: bool = False  # some context did not fit
     user_profanity: bool = False
     cancelled: bool = False
+    # what the reader must know about how it was made: settings a server did not apply (only with
+    # --allow-unsupported), candidates not ranked by likelihood (a server without log-probabilities)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rejected(self) -> list[Candidate]:
@@ -83,6 +86,7 @@ class Reply:
             "fallback": self.fallback,
             "attempts": self.attempts,
             "cancelled": self.cancelled,
+            "notes": list(self.notes),
             "user_profanity": self.user_profanity,
             "settings": self.settings,
             "prompt_tokens": self.prompt_tokens,

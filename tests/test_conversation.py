@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-import chatbot.conversation as conversation_module
+import chatbot.backends.local as local_backend_module
 import chatbot.streaming as streaming_module
 from chatbot.checkpoint import ChatbotSettings
 from chatbot.conversation import DELTA, FINAL, WITHDRAW, Chatbot, Conversation, StreamEvent, load_conversations
@@ -48,7 +48,7 @@ class FakeGenerator:
 def fake(monkeypatch):
     def install(*attempts):
         generator = FakeGenerator(*attempts)
-        monkeypatch.setattr(conversation_module, "generate_candidates", generator)
+        monkeypatch.setattr(local_backend_module, "generate_candidates", generator)  # the local backend's call
         return generator
 
     return install

@@ -88,8 +88,11 @@ DEPENDS_ON: dict[str, str] = {
     "dynatemp_exponent": "dynamic_temperature",
 }
 
-# Handled by the client itself, never routed: how many candidates (``n`` or emulation) and the strategy.
-STRUCTURAL = frozenset({"strategy", "num_candidates"})
+# Handled by the client itself, never routed: how many candidates (``n`` or emulation), the strategy,
+# and how candidates are ranked (the rerankers run here, on what the server returned).
+STRUCTURAL = frozenset({"strategy", "num_candidates", "reranker", "mmi_lambda", "mix_logprob", "mix_mmi",
+                        "mix_coherence"})  # fmt: skip
+CLIENT_GROUPS = frozenset({"ranking"})  # a sampling field in one of these groups is applied by the client
 
 # llama.cpp's sampler chain with temperature moved last (its ``samplers`` request field).
 LLAMA_CPP_TEMPERATURE_LAST = ["dry", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature"]
@@ -272,6 +275,13 @@ def neutral_value(settings, name: str) -> Any:
     return NEUTRAL.get(name, ...)
 
 
+def _group(settings, name: str) -> str | None:
+    for f in dataclasses.fields(settings):
+        if f.name == name:
+            return getattr(f.metadata.get("spec"), "group", None)
+    return None
+
+
 def _is_neutral(value: Any, neutral: Any) -> bool:
     if neutral is ...:
         return False
@@ -293,7 +303,7 @@ def sent_fields(settings, kind: ServerKind) -> dict[str, Any]:
     fields_ = relevant_fields(settings)
     active = {}
     for name, value in fields_.items():
-        if name in STRUCTURAL:
+        if name in STRUCTURAL or _group(settings, name) in CLIENT_GROUPS:
             continue
         parent = DEPENDS_ON.get(name)
         if parent is not None and _is_neutral(fields_.get(parent), neutral_value(settings, parent)):

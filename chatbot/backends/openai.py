@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatbot.backends.base import CANCELLED, LENGTH, STOP, BackendError, Completion
-from chatbot.backends.capabilities import SERVER_KINDS, ServerKind, plan_request
+from chatbot.backends.capabilities import SERVER_KINDS, ServerKind, UnsupportedSettingError, plan_request
 from chatbot.backends.http import HttpClient, HttpSettings
 from chatbot.backends.prompts import (
     CHARS_PER_TOKEN,
@@ -289,6 +289,7 @@ class OpenAIBackend:
     def generate(self, prompts: Sequence, settings, *, attempt: int = 1) -> GenerationResult:
         """Candidates for every prompt; prompts run ``concurrency`` at a time."""
         plan_request(settings, self.kind, allow_unsupported=self.allow_unsupported)  # refuse before sending
+        refuse_model_rerankers(settings)
         start = time.perf_counter()
         if self.concurrency > 1 and len(prompts) > 1:
             with ThreadPoolExecutor(min(self.concurrency, len(prompts))) as pool:
@@ -303,6 +304,17 @@ class OpenAIBackend:
 
     def stream(self, prompt, settings, *, attempt: int = 1, cancel_event: threading.Event | None = None):
         return ServerStream(self, prompt, settings.replace(num_candidates=1), attempt, cancel_event)
+
+
+def refuse_model_rerankers(settings) -> None:
+    """Rerankers that score other text with the model (MMI's reply-without-context pass) need its weights here."""
+    from chatbot.rerankers import RerankConfig
+
+    if settings.num_candidates > 1 and "mmi" in RerankConfig.from_settings(settings).needs():
+        raise UnsupportedSettingError(
+            "reranker=mmi scores each reply without its context, which needs log-probabilities of text the "
+            "server did not generate; a server cannot give them. Use reranker=logprob or coherence"
+        )
 
 
 def _choice_text(choice, url: str) -> str:
