@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 
+from chatbot.backends.options import add_backend_arguments, load_bot, options_from_args
 from chatbot.errors import ChatbotError, SettingsError
 from chatbot.sampling import FIELD_NAMES, SamplingSettings, add_sampling_arguments, preset_name, settings_from_args
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
     add_sampling_arguments(parser)
+    add_backend_arguments(parser)
     return parser
 
 
@@ -165,13 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     calm_cpu_threads()
     settings, _ = settings_from_args(args)  # SettingsError (bad flag value or preset) before the slow load
+    backend = options_from_args(args)
     from transformers.utils import logging as hf_logging
 
-    from chatbot.conversation import Chatbot, Conversation, load_examples
+    from chatbot.conversation import Conversation, load_examples
 
     hf_logging.set_verbosity_error()  # transformers' one-time hints would interleave with the chat text
     examples = load_examples(args.examples) if args.examples else ()
-    bot = Chatbot.load(args.model, device=args.device, sampling=settings, examples=examples)
+    bot = load_bot(backend, args.model, device=args.device, sampling=settings, examples=examples)
     if args.resume:
         conversation = Conversation.load(bot, args.resume)
         if args.persona:

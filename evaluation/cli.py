@@ -18,6 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
+from chatbot.backends.options import BackendOptions, load_bot
 from chatbot.errors import ChatbotError
 from evaluation.coherence import CoherenceConfig, HashingEmbedder, shared_minilm
 from evaluation.failures import FailureConfig
@@ -26,10 +27,10 @@ from evaluation.pipeline import EvalConfig, evaluate, setting_specs, summarise_v
 
 logger = logging.getLogger(__name__)
 
-CONFIGS = (EvalConfig, CoherenceConfig, FailureConfig, MultiTurnConfig)
+CONFIGS = (EvalConfig, CoherenceConfig, FailureConfig, MultiTurnConfig, BackendOptions)
 
 
-def parse_args(argv: list[str]) -> tuple[EvalConfig, CoherenceConfig, FailureConfig, MultiTurnConfig]:
+def parse_args(argv: list[str]) -> tuple[EvalConfig, CoherenceConfig, FailureConfig, MultiTurnConfig, BackendOptions]:
     """Flags come from the config dataclasses' fields and help metadata (``--a-b`` and ``--a_b`` both work)."""
     from transformers import HfArgumentParser
 
@@ -67,6 +68,9 @@ def model_scores(loaded, dialogues, config: EvalConfig) -> dict:
     from evaluation.perplexity import reply_perplexity
 
     scores: dict = {}
+    if loaded.model is None:
+        logger.warning("%s is served: perplexity and Hits@1 need its weights in this process; skipped", loaded.path)
+        return scores
     if not loaded.is_dialogue_model:
         logger.warning("%s is a plain causal LM: perplexity and Hits@1 need our dialogue format; skipped", loaded.path)
         return scores
@@ -93,11 +97,10 @@ def keep_timings(result, report_dir: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        config, coherence, failures, multiturn = parse_args(argv)
+        config, coherence, failures, multiturn, backend = parse_args(argv)
     except SystemExit as exc:  # argparse: --help or a usage error
         return int(exc.code or 0)
 
-    from chatbot.conversation import Chatbot
     from evaluation.decoding import chatbot_source, replay_source
     from evaluation.report import write_report
     from evaluation.wordnet import find_wordnet
@@ -112,11 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         # measured here: with 2 threads on 2 cores shared with a training run, a batched generate
         # call ran ~20x slower than with 1 (threads wait for each other); batch-1 calls barely care
         torch.set_num_threads(config.threads)
-    bot = Chatbot.load(config.model)
+    bot = load_bot(backend, config.model)
     wordnet, wordnet_status = find_wordnet(allow_download=config.wordnet_download)
     embedder = make_embedder(config.embedder)
     meta = {
-        "model": bot.name,
+        **bot.backend.describe(),
+        "model": bot.backend.describe()["label"],
         "wordnet": dataclasses.asdict(wordnet_status),
         "embedder": getattr(embedder, "name", None) if embedder is not None else "none",
     }
