@@ -16,6 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import gradio as gr  # noqa: E402
 
 from chatbot.app import build_app
+from chatbot.app.ab_tab import PENDING
 from chatbot.app.chat_app import ChatApp
 from chatbot.app.controls import CONTROL_FIELDS, parse_seed, ranking_identity, settings_from_controls
 from chatbot.app.errors import ui_errors
@@ -297,7 +298,7 @@ def test_stopped_ab_turn_leaves_nothing_to_vote_on(app):
     next(stream)
     app.stop(session)
     *_, last = drain(stream)
-    assert last[0] == "hi" and "Stopped" in last[-1]  # the message is back in the box
+    assert last[0] == "hi" and "Stopped" in last[NOTICE]  # the message is back in the box
     assert session.ab_turns == [] and session.pair is None and app.votes.store.count() == 0
 
 
@@ -337,6 +338,20 @@ def test_switch_model_keeps_the_current_one_on_a_bad_folder(app, tiny_chatbot, t
     assert session.chat.turns[0] == "hi" and session.chat.bot.name == str(copy)  # history moved over
 
 
+NOTICE = -3  # ABTab.view: ..., notice, settings panel A, settings panel B
+
+
+def pre_vote_text(output) -> str:
+    """Everything a pre-vote output shows: values, labels, and the settings panels' labels."""
+    parts = []
+    for item in output:
+        if isinstance(item, dict | gr.components.Component) or hasattr(item, "label"):
+            parts += [str(getattr(item, "label", "") or ""), str(getattr(item, "value", "") or "")]
+        else:
+            parts.append(str(item))
+    return " ".join(parts)
+
+
 def test_ab_turn_vote_and_leaderboard(app):
     session = app.new_session()
     outputs = drain(app.ab.send(session, "what do you do for fun?", "", True, "11", *RANKED, *GREEDY))
@@ -344,27 +359,53 @@ def test_ab_turn_vote_and_leaderboard(app):
     assert pair.open and pair.blind and pair.seed == 11 and pair.settings_a.seed == pair.settings_b.seed == 11
     final = outputs[-1]
     left, right = final[2], final[3]
-    assert "hidden until you vote" in left.label and "top-p" not in left.label + right.label
+    assert left.label == "Left reply" and right.label == "Right reply"
     assert {left.value, right.value} == {pair.reply_a, pair.reply_b} or pair.reply_a == pair.reply_b
+    assert final[-2].label == final[-1].label == "Settings (hidden until you vote)" and not final[-1].open
     # a second message before choosing is refused, the history unchanged
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         drain(app.ab.send(session, "another", "", True, "", *RANKED, *GREEDY))
     assert session.ab_turns == ["what do you do for fun?"]
 
-    *view, board = app.ab.vote(session, "left")
+    *view, board, summary, selector, timer = app.ab.vote(session, "left")
     [vote] = app.votes.store.votes()
     assert vote.winner == pair.panel("left") and vote.blind and vote.swapped == pair.swapped
     assert vote.settings_a_id == ranking_identity(pair.settings_a) and '"seed":11' in vote.settings_a_json
     assert (vote.reply_a, vote.reply_b) == (pair.reply_a, pair.reply_b)
     assert vote.conversation == [{"role": "user", "content": "what do you do for fun?"}]
-    assert vote.model == session.chat.bot.name if session.chat else vote.model
-    # the winner continues the conversation; labels now say which setting was which
+    assert vote.fingerprint == pair.fingerprint and vote.fingerprint.startswith(vote.model + "@")
+    assert vote.provenance_a in ("own", "retry", "fallback") and vote.len_a == len(vote.reply_a.split())
+    # the winner continues the conversation; labels now say which setting was which, with the diff
     assert session.ab_turns[-1] == pair.reply_of(vote.winner) and not pair.open
     assert "greedy" in view[1].label + view[2].label and "continues the conversation" in view[1].label + view[2].label
+    assert "A vs B:" in view[NOTICE] and "strategy" in view[NOTICE] and view[-1].label == "Settings B"
     # named like the presets they derive from, by what differs (these panels cut max_new_tokens to 12)
     names = ["greedy, max_new_tokens=12", "top-p, max_new_tokens=12"]
-    assert sorted(row[1] for row in board) == names and all(row[2] == 1 for row in board)
+    if vote.provenance_a == vote.provenance_b == "own" and not vote.identical:
+        assert sorted(row[1] for row in board) == names and all(row[2] == 1 for row in board)
+    assert "of 1 votes rated" in summary
+
+
+def test_twenty_blind_turns_name_no_side_or_setting_before_the_vote(app):
+    session = app.new_session()
+    names = [*app.presets, "top-p", "greedy", "max_new_tokens", "temperature", "strategy", "tokens/s"]
+    for turn in range(20):
+        outputs = drain(app.ab.send(session, f"message {turn}", "", True, "", *STREAM, *GREEDY))
+        pair = session.pair
+        for output in outputs:  # every pre-vote output: no side names, no settings, no timings
+            text = pre_vote_text(output)
+            assert " A " not in f" {text} " and " B " not in f" {text} " and "A and B" not in text
+            assert not any(name in text for name in names), text
+        # both replies appear in the same update, and not before it
+        shown = [(o[2].value, o[3].value) for o in outputs]
+        assert shown[-1] == (pair.reply_of(pair.panel("left")), pair.reply_of(pair.panel("right")))
+        assert all(value == (PENDING, PENDING) for value in shown[:-1])
+        app.ab.vote(session, "tie" if turn % 2 else "right")
+        if session.pair.open:
+            app.ab.continue_with(session, "left")
+    assert app.votes.store.count() == 20
+    assert {v.swapped for v in app.votes.store.votes()} == {True, False}  # random sides
 
 
 def test_ab_tie_then_continue_and_open_mode(app):
@@ -373,35 +414,87 @@ def test_ab_tie_then_continue_and_open_mode(app):
     assert not session.pair.swapped  # open mode: A on the left
     app.ab.vote(session, "tie")
     assert session.pair.open and session.ab_turns == ["hi"]
-    with pytest.raises(gr.Error, match="already voted"):
-        app.ab.vote(session, "left")
+    with pytest.warns(UserWarning, match="already voted"):
+        view = app.ab.vote(session, "left")
+    assert "already voted" in view[:-4][NOTICE] and view[-4:] == (gr.skip(),) * 4  # the leaderboard stays
     view = app.ab.continue_with(session, "right")
-    assert session.ab_turns == ["hi", session.pair.reply_b] and "B" in view[-1]
+    assert session.ab_turns == ["hi", session.pair.reply_b] and "B" in view[NOTICE]
     assert [v.winner for v in app.votes.store.votes()] == ["tie"]
     app.ab.clear(session)
     assert session.ab_turns == [] and session.pair is None
 
 
-def test_ab_says_when_a_and_b_are_the_same_setting(app):
+def test_the_trash_icon_resets_the_server_side_history(tiny_chatbot, tmp_path):
+    app = ChatApp(AppConfig(model=tiny_chatbot, data_dir=tmp_path))
+    demo = build_app(app.config, app)
+    clear_fns = [fn for fn in demo.fns.values() if any(t[1] == "clear" for t in fn.targets)]
+    assert any(fn.fn.__wrapped__ == app.ab.clear for fn in clear_fns if hasattr(fn.fn, "__wrapped__"))
     session = app.new_session()
-    *_, last = drain(app.ab.send(session, "hi", "", True, "", *GREEDY, *GREEDY))
-    assert "same setting" in last[-1]
+    drain(app.ab.send(session, "my name is ann", "", False, "", *GREEDY, *GREEDY))
+    app.ab.continue_with(session, "left")
+    app.ab.clear(session)  # what the trash icon calls
+    assert session.ab_turns == [] and session.pair is None
+
+
+def test_ab_says_when_a_and_b_are_the_same_setting_open_mode_now_blind_after_the_vote(app):
+    session = app.new_session()
+    *_, last = drain(app.ab.send(session, "hi", "", False, "", *GREEDY, *GREEDY))
+    assert "same setting" in last[NOTICE]
+    *_, last = drain(app.ab.send(app.new_session(), "hi", "", True, "", *GREEDY, *GREEDY))
+    assert "same setting" not in last[NOTICE]  # blind: it would name the sides before the vote
+    blind = app.new_session()
+    drain(app.ab.send(blind, "hi", "", True, "", *GREEDY, *GREEDY))
+    view = app.ab.vote(blind, "tie")
+    assert "same setting" in view[:-4][NOTICE]
 
 
 def test_votes_export_and_clear(app):
     session = app.new_session()
     drain(app.ab.send(session, "hi", "", True, "", *GREEDY, *STREAM))
     app.ab.vote(session, "both-bad")
-    csv_file, notice = app.votes.export_votes("csv")
-    jsonl_file, _ = app.votes.export_votes("jsonl")
+    csv_file, notice = app.votes.export_votes("csv", session)
+    jsonl_file, _ = app.votes.export_votes("jsonl", session)
     assert "Exported 1 votes" in notice
     assert csv_file["value"].endswith(".csv") and jsonl_file["value"].endswith(".jsonl")
+    # offered from a fresh temporary folder, never from the data folder
+    assert not csv_file["value"].startswith(str(app.config.data_dir)) and csv_file["value"] != jsonl_file["value"]
     with open(csv_file["value"], encoding="utf-8", newline="") as f:
-        assert [row["winner"] for row in csv.DictReader(f)] == ["both-bad"]
-    with pytest.raises(gr.Error, match="Tick"):
-        app.votes.clear_votes(False)
-    board, confirm, notice = app.votes.clear_votes(True)
-    assert board == [] and confirm is False and notice == "Deleted 1 votes." and app.votes.store.count() == 0
+        [row] = list(csv.DictReader(f))
+    assert row["winner"] == "both-bad" and row["fingerprint"] == session.pair.fingerprint
+    with pytest.warns(UserWarning, match="Tick"):
+        out = app.votes.clear_votes(session, "loaded model", False, False)
+    assert out[0] == gr.skip() and app.votes.store.count() == 1  # the table is kept, never replaced by Error
+    board, summary, selector, timer, confirm, notice = app.votes.clear_votes(session, "loaded model", False, True)
+    assert board == [] and confirm is False and "Deleted 1 of this model's votes" in notice
+    assert app.votes.store.count() == 0
+
+
+def test_clear_votes_is_refused_when_reachable_without_a_login(app):
+    from chatbot.app.leaderboard_panel import disk_changes_allowed
+
+    assert disk_changes_allowed("127.0.0.1", False, None) and disk_changes_allowed("0.0.0.0", True, ("u", "p"))
+    assert not disk_changes_allowed("0.0.0.0", False, None) and not disk_changes_allowed("127.0.0.1", True, None)
+    session = app.new_session()
+    drain(app.ab.send(session, "hi", "", True, "", *GREEDY, *STREAM))
+    app.ab.vote(session, "left")
+    app.config.host = "0.0.0.0"
+    with pytest.warns(UserWarning, match="reachable beyond this machine"):
+        out = app.votes.clear_votes(session, "all models", False, True)
+    assert "needs --auth" in out[-1] and app.votes.store.count() == 1
+
+
+def test_leaderboard_is_scoped_by_model_with_all_models_on_request(app, tiny_chatbot, tmp_path):
+    session = app.new_session()
+    drain(app.ab.send(session, "hi", "", True, "", *GREEDY, *STREAM))
+    app.ab.vote(session, "left")
+    copy = shutil.copytree(tiny_chatbot, tmp_path / "copy")
+    other = app.new_session()
+    app.models.switch_model(other, str(copy))
+    assert app.votes.leaderboard_view(other)[0] == []  # the other model has no votes
+    rows, summary, selector, _ = app.votes.leaderboard_view(other, "all models", True)  # flagged ones counted
+    assert len(rows) == 2 and "1 of 1 votes rated" in summary
+    keys = [value for _, value in selector.choices]
+    assert session.pair.fingerprint in keys and len(app.votes.leaderboard_view(session, "loaded model", True)[0]) == 2
 
 
 # -- the running app, through gradio_client ----------------------------------------------------------
@@ -453,10 +546,10 @@ def test_served_chat_and_ab_vote(served):
     before = app.votes.store.count()
     out = c.predict("what do you do for fun?", "", True, "", *RANKED, *GREEDY, api_name="/ab_send")
     assert out[2] and out[3]  # both replies shown (the last stream step leaves the textbox as it was)
-    *view, board = c.predict(api_name="/ab_vote_right")
+    *view, board, summary, selector, timer = c.predict("loaded model", True, api_name="/ab_vote_right")
     assert app.votes.store.count() == before + 1
     assert "greedy, max_new_tokens=12" in {row[1] for row in board["data"]}
-    assert c.predict(api_name="/leaderboard")["data"] == board["data"]
+    assert c.predict("loaded model", True, api_name="/leaderboard")[0]["data"] == board["data"]
 
 
 def test_served_errors_are_one_line_messages(served, tmp_path):

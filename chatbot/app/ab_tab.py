@@ -4,6 +4,8 @@ handlers, :func:`ab_tab` the layout."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -18,17 +20,55 @@ from chatbot.app.controls import (
     settings_from_controls,
 )
 from chatbot.app.errors import bind, ui_errors
-from chatbot.app.leaderboard_panel import VotesPanel, leaderboard_panel
+from chatbot.app.leaderboard_panel import VotesPanel, fingerprint_of, leaderboard_panel
 from chatbot.app.models import ModelRegistry
 from chatbot.app.render import clean_message, fold_stream, messages, render_stream
 from chatbot.app.sessions import ABPair, AppConfig, Session, stream_ab
+from chatbot.arena.kinds import KINDS_BY_CHOICE, VOTE_KINDS, stored_winner
+from chatbot.arena.leaderboard import settings_diff
+from chatbot.arena.provenance import OWN, PROVENANCE_NOTES, reply_provenance
 from chatbot.arena.votes import Vote
 from chatbot.sampling import DEFAULT_PRESET, SamplingSettings
 
 if TYPE_CHECKING:
     from chatbot.app.chat_app import ChatApp
 
-SCREEN_CHOICES = ("left", "right", "tie", "both-bad")  # the vote buttons; left/right map through the swap
+HIDDEN_SETTINGS = "Settings (hidden until you vote)"
+PENDING = "Generating both replies…"  # blind mode shows both replies together, so neither side shows progress
+
+
+@dataclass
+class ArenaPair(ABPair):
+    """An A/B pair with how each reply was made and the model that made both (stored with the vote)."""
+
+    provenance_a: str = OWN
+    provenance_b: str = OWN
+    fingerprint: str = ""
+
+    def provenance_of(self, panel: str) -> str:
+        return self.provenance_a if panel == "A" else self.provenance_b
+
+    @property
+    def hidden(self) -> bool:
+        return not self.revealed
+
+
+def reveal_notes(pair: ArenaPair, presets) -> str:
+    """After the vote: each side's panel and setting, how its reply was made, and the settings that differ."""
+    lines = []
+    for screen in ("left", "right"):
+        panel = pair.panel(screen)
+        made = pair.provenance_of(panel)
+        note = "" if made == OWN else f" · ⚠️ {PROVENANCE_NOTES[made]}"
+        lines.append(
+            f"**{screen.capitalize()}** was **{panel}** ({setting_label(pair.settings_of(panel), presets)}){note}"
+        )
+    diff = settings_diff(json.loads(pair.settings_a.identity), json.loads(pair.settings_b.identity))
+    if diff:
+        lines.append("A vs B: " + "; ".join(f"{field} {a} → {b}" for field, a, b in diff))
+    else:
+        lines.append("A and B were the same setting: this vote does not move the ratings.")
+    return "  \n".join(lines)
 
 
 class ABTab:
@@ -39,23 +79,32 @@ class ABTab:
         self.config = config
         self.registry = registry
         self.votes = votes
+        votes.registry = votes.registry or registry  # the leaderboard scopes by the tab's loaded model
 
-    def _labels(self, pair: ABPair | None) -> tuple[str, str]:
-        if pair is None:
+    def _labels(self, pair: ArenaPair | None) -> tuple[str, str]:
+        if pair is None or pair.hidden:
             return "Left reply", "Right reply"
         labels = []
         for screen in ("left", "right"):
             panel = pair.panel(screen)
-            if not pair.revealed:
-                labels.append(f"{screen.capitalize()} · settings hidden until you vote")
-                continue
             label = f"{screen.capitalize()}: {panel} · {setting_label(pair.settings_of(panel), self.config.presets)}"
+            if pair.provenance_of(panel) != OWN:
+                label += f" · {pair.provenance_of(panel)}"
             labels.append(label + (" · continues the conversation" if pair.continued == panel else ""))
         return labels[0], labels[1]
 
-    def view(self, session: Session, notice: str = "", left: str | None = None, right: str | None = None):
-        """The A/B outputs: chat, left reply, right reply, 4 vote buttons, 2 continue buttons, notice."""
+    @staticmethod
+    def _settings_panels(hidden: bool):
+        """The two settings panels: collapsed and neutrally labelled while a blind pair waits for the vote."""
+        if hidden:
+            return gr.Accordion(label=HIDDEN_SETTINGS, open=False), gr.Accordion(label=HIDDEN_SETTINGS, open=False)
+        return gr.Accordion(label="Settings A", open=True), gr.Accordion(label="Settings B", open=True)
+
+    def view(self, session: Session, notice: str = "", left: str | None = None, right: str | None = None, hidden=None):
+        """The A/B outputs: chat, left reply, right reply, the vote buttons, 2 continue buttons, notice,
+        settings panel A, settings panel B. ``hidden``: hide the settings (a blind pair being generated)."""
         pair = session.pair
+        hidden = (pair is not None and pair.hidden) if hidden is None else hidden
         if pair is not None:
             left = pair.reply_of(pair.panel("left")) if left is None else left
             right = pair.reply_of(pair.panel("right")) if right is None else right
@@ -66,9 +115,10 @@ class ABTab:
             messages(session.ab_turns),
             gr.Textbox(value=left or "", label=left_label),
             gr.Textbox(value=right or "", label=right_label),
-            *[gr.Button(interactive=can_vote) for _ in range(4)],
+            *[gr.Button(interactive=can_vote) for _ in VOTE_KINDS],
             *[gr.Button(interactive=can_continue) for _ in range(2)],
             notice,
+            *self._settings_panels(hidden),
         )
 
     def _pair_settings(self, panels: tuple, shared_seed) -> tuple[SamplingSettings, SamplingSettings, int | None]:
@@ -84,16 +134,28 @@ class ABTab:
 
     def _stream_replies(self, session: Session, bot, persona: str, settings: dict, screens: dict, shown: dict, notice):
         """Stream A's reply, then B's, into their screen sides of ``shown``, yielding the view after each
-        event; returns the finished replies by panel (incomplete when Stop was pressed)."""
+        event; returns the finished replies (Reply objects) by panel (incomplete when Stop was pressed)."""
         replies = {}
         for panel, panel_settings in settings.items():
             events = stream_ab(bot, session.ab_turns, persona, panel_settings, session.cancel)
             for kind, value, streamed, withdrawn in fold_stream(events):
                 if kind == cm.FINAL:
-                    replies[panel] = value.text
+                    replies[panel] = value
                     streamed, withdrawn = value.text, []
                 shown[screens[panel]] = render_stream(streamed, withdrawn, cursor=kind != cm.FINAL)
                 yield gr.skip(), *self.view(session, notice, shown["left"], shown["right"])
+            if session.cancel.is_set():
+                break
+        return replies
+
+    @staticmethod
+    def _generate_replies(session: Session, bot, persona: str, settings: dict) -> dict:
+        """Both replies made before either is shown (blind mode): no side shows first or streams faster."""
+        replies = {}
+        for panel, panel_settings in settings.items():
+            for kind, value in stream_ab(bot, session.ab_turns, persona, panel_settings, session.cancel):
+                if kind == cm.FINAL:
+                    replies[panel] = value
             if session.cancel.is_set():
                 break
         return replies
@@ -119,10 +181,17 @@ class ABTab:
         session.cancel.clear()  # a new request: from here on, Stop applies to it
         screens = {"A": "right" if swapped else "left", "B": "left" if swapped else "right"}
         shown = {"left": "…", "right": "…"}
-        yield "", *self.view(session, notice or "", shown["left"], shown["right"])
+        blind = bool(blind)
+        if blind:
+            yield "", *self.view(session, notice or PENDING, PENDING, PENDING, hidden=True)
+        else:
+            yield "", *self.view(session, notice or "", shown["left"], shown["right"])
         try:
             settings = {"A": settings_a, "B": settings_b}
-            replies = yield from self._stream_replies(session, bot, persona, settings, screens, shown, notice or "")
+            if blind:
+                replies = self._generate_replies(session, bot, persona, settings)
+            else:
+                replies = yield from self._stream_replies(session, bot, persona, settings, screens, shown, notice or "")
         except BaseException:
             session.ab_turns.pop()  # no half-answered message stays in the shared history
             raise
@@ -130,34 +199,43 @@ class ABTab:
             # a cut-short reply is no fair comparison: nothing to vote on, the message goes back to the box
             session.ab_turns.pop()
             stopped = "Stopped: nothing was added to the conversation or the votes. Send the message again."
-            yield text, *self.view(session, stopped, shown["left"], shown["right"])
+            yield text, *self.view(session, stopped, shown["left"], shown["right"], hidden=False)
             return
-        session.pair = ABPair(
-            reply_a=replies["A"],
-            reply_b=replies["B"],
+        session.pair = ArenaPair(
+            reply_a=replies["A"].text,
+            reply_b=replies["B"].text,
             settings_a=settings_a,
             settings_b=settings_b,
             swapped=swapped,
-            blind=bool(blind),
+            blind=blind,
             seed=seed,
             persona=persona or "",
+            provenance_a=reply_provenance(replies["A"], settings_a),
+            provenance_b=reply_provenance(replies["B"], settings_b),
+            fingerprint=fingerprint_of(bot).key,
         )
         prompt = "Vote, or pick the reply that continues the conversation."
-        if ranking_identity(settings_a) == ranking_identity(settings_b):
+        if not blind and ranking_identity(settings_a) == ranking_identity(settings_b):
             prompt += " A and B are the same setting: a vote here does not move the leaderboard."
-        yield gr.skip(), *self.view(session, prompt)
+        yield gr.skip(), *self.view(session, prompt)  # blind: both replies appear in this one update
 
-    def vote(self, session: Session, choice: str):
-        """Store a vote ("left", "right", "tie", "both-bad"). Outputs: the A/B view, then the leaderboard."""
+    def vote(self, session: Session, choice: str, selected: str | None = None, include: bool = False):
+        """Store a vote (a kind's choice: "left", "right", "tie", "both-bad").
+
+        Outputs: the A/B view, then the leaderboard's table, summary, model selector and timer.
+        """
         pair = session.pair
-        if pair is None or not pair.open:
-            raise gr.Error("Nothing to vote on: send a message first.")
-        if pair.voted is not None:
-            raise gr.Error("You already voted on these replies.")
-        if choice not in SCREEN_CHOICES:
-            raise ValueError(f"unknown vote {choice!r}; expected one of {SCREEN_CHOICES}")
-        winner = pair.panel(choice) if choice in ("left", "right") else choice  # tie / both-bad as they are
-        bot = self.registry.get(session.model)
+        if pair is None or not pair.open or pair.voted is not None:
+            message = (
+                "Nothing to vote on: send a message first."
+                if pair is None or not pair.open
+                else ("You already voted on these replies.")
+            )
+            gr.Warning(message)
+            return *self.view(session, message), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if choice not in KINDS_BY_CHOICE:
+            raise ValueError(f"unknown vote {choice!r}; expected one of {', '.join(KINDS_BY_CHOICE)}")
+        winner = stored_winner(choice, pair.swapped)
         vote = Vote(
             winner=winner,
             settings_a_id=ranking_identity(pair.settings_a),
@@ -170,8 +248,11 @@ class ABTab:
             blind=pair.blind,
             swapped=pair.swapped,
             persona=pair.persona,
-            model=bot.name,
+            model=pair.fingerprint.rpartition("@")[0],
             seed=pair.seed,
+            fingerprint=pair.fingerprint,
+            provenance_a=pair.provenance_a,
+            provenance_b=pair.provenance_b,
         )
         self.votes.store.add(vote)
         pair.voted = winner
@@ -179,7 +260,8 @@ class ABTab:
             notice = self._continue_with(session, winner)
         else:
             notice = "Vote stored. Now pick the reply that continues the conversation."
-        return *self.view(session, notice), self.votes.leaderboard_rows()
+        notice += "  \n" + reveal_notes(pair, self.config.presets)
+        return *self.view(session, notice), *self.votes.leaderboard_view(session, selected, include)
 
     def _continue_with(self, session: Session, panel: str) -> str:
         pair = session.pair
@@ -196,6 +278,7 @@ class ABTab:
         return self.view(session, self._continue_with(session, session.pair.panel(screen)))
 
     def clear(self, session: Session):
+        """New conversation (the button, or the chat's trash icon): the server-side history goes too."""
         session.ab_turns.clear()
         session.pair = None
         return self.view(session, "")
@@ -204,8 +287,8 @@ class ABTab:
 def _reply_panels() -> tuple[gr.Textbox, gr.Textbox, dict[str, gr.Button], dict[str, gr.Button]]:
     """The two replies side by side, each with its Continue button, and the vote buttons under them.
 
-    Returns the left and right reply boxes, the vote buttons by choice (in screen order: left, tie,
-    both-bad, right) and the Continue buttons by screen side.
+    Returns the left and right reply boxes, the vote buttons by choice (one per
+    :data:`chatbot.arena.kinds.VOTE_KINDS`, in its order) and the Continue buttons by screen side.
     """
     with gr.Row(equal_height=True):
         with gr.Column():
@@ -216,10 +299,8 @@ def _reply_panels() -> tuple[gr.Textbox, gr.Textbox, dict[str, gr.Button], dict[
             continue_right = gr.Button("Continue with right", size="sm", interactive=False)
     with gr.Row():
         votes = {
-            "left": gr.Button("← Left better", variant="primary", interactive=False),
-            "tie": gr.Button("Tie", interactive=False),
-            "both-bad": gr.Button("Both bad", interactive=False),
-            "right": gr.Button("Right better →", variant="primary", interactive=False),
+            kind.choice: gr.Button(kind.label, variant="primary" if kind.side else "secondary", interactive=False)
+            for kind in VOTE_KINDS
         }
     return left, right, votes, {"left": continue_left, "right": continue_right}
 
@@ -234,8 +315,8 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=230):
-            gr.Markdown("### Settings A")
-            preset_a, controls_a = sampling_panel(app.presets, DEFAULT_PRESET, "A")
+            with gr.Accordion("Settings A", open=True) as panel_a:
+                preset_a, controls_a = sampling_panel(app.presets, DEFAULT_PRESET, "A")
         with gr.Column(scale=3):
             chat = gr.Chatbot(label="Shared conversation", height=280, placeholder="One conversation, two bots.")
             with gr.Row(equal_height=True):
@@ -251,13 +332,13 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
             persona = gr.Textbox(label="Persona (one fact per line)", lines=1)
             persona_note = gr.Markdown(elem_classes="stats")
         with gr.Column(scale=1, min_width=230):
-            gr.Markdown("### Settings B")
-            preset_b, controls_b = sampling_panel(app.presets, default_b, "B")
-    board = leaderboard_panel(app.votes)
+            with gr.Accordion("Settings B", open=True) as panel_b:
+                preset_b, controls_b = sampling_panel(app.presets, default_b, "B")
+    board_outputs, selected, include = leaderboard_panel(app.votes, session)
 
     tab = app.ab
     # the order ABTab.view returns them in
-    view = [chat, left, right, *votes.values(), *continues.values(), notice]
+    view = [chat, left, right, *votes.values(), *continues.values(), notice, panel_a, panel_b]
     gr.on(
         [msg.submit, send.click],
         ui_errors(tab.send),
@@ -269,11 +350,17 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
     stop.click(ui_errors(app.stop), [session], None, api_name=False, concurrency_limit=None)
     for choice, button in votes.items():
         api = f"ab_vote_{choice.replace('-', '_')}"
-        button.click(bind(tab.vote, choice, name=api), [session], [*view, board], api_name=api)
+
+        def vote(session_value, selected_value, include_value, choice=choice):
+            return tab.vote(session_value, choice, selected_value, include_value)
+
+        vote.__name__ = api
+        button.click(ui_errors(vote), [session, selected, include], [*view, *board_outputs], api_name=api)
     for screen, button in continues.items():
         api = f"ab_continue_{screen}"
         button.click(bind(tab.continue_with, screen, name=api), [session], view, api_name=api)
     new.click(ui_errors(tab.clear), [session], view, api_name="ab_clear")
+    chat.clear(ui_errors(tab.clear), [session], view, api_name=False)  # the trash icon clears the history too
     preset_a.change(ui_errors(app.preset_controls), [preset_a], controls_a, api_name=False)
     preset_b.change(ui_errors(app.preset_controls), [preset_b], controls_b, api_name=False)
-    return persona_note, board
+    return persona_note, board_outputs[0]

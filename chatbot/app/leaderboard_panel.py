@@ -1,74 +1,191 @@
-"""The leaderboard under the A/B tab: the vote table with refresh, export and clear, and the vote store
-behind it (:mod:`chatbot.arena.votes`; the table comes from :mod:`chatbot.arena.leaderboard`)."""
+"""The leaderboard under the A/B tab: the vote table of one model (or all), what was left out and why,
+the length coefficient, refresh, export and clear, and the vote store behind it (:mod:`chatbot.arena`).
+
+Point ratings are computed in the request; bootstrap intervals in a background thread
+(:class:`chatbot.arena.live.LiveBoard`), and a timer refreshes the table until they are in.
+Exports are copied into a fresh temporary folder before they are offered: the data folder is never
+served. Clearing votes is refused when the app is reachable beyond this machine without a login.
+"""
 
 from __future__ import annotations
 
-import functools
+import shutil
+import tempfile
 import threading
+import weakref
+from pathlib import Path
 
 import gradio as gr
 
 from chatbot.app.errors import ui_errors
-from chatbot.app.sessions import AppConfig, now_stamp
-from chatbot.arena.leaderboard import TABLE_HEADERS, leaderboard, preset_names, presets_json, table_rows
-from chatbot.arena.ratings import comparisons_from_votes
+from chatbot.app.sessions import AppConfig, Session, now_stamp
+from chatbot.arena.fingerprint import ModelFingerprint, engine_fingerprint, model_fingerprint
+from chatbot.arena.leaderboard import TABLE_HEADERS, Board, board_summary, table_rows
+from chatbot.arena.live import LiveBoard
 from chatbot.arena.votes import VoteStore
+
+LOADED, ALL = "loaded model", "all models"  # the model selector's fixed choices; the others are fingerprints
+INCLUDE_LABEL = "Count flagged votes (fallback, retry under other settings, identical replies)"
+
+
+def bot_fingerprint(bot) -> ModelFingerprint:
+    """The fingerprint of a loaded conversation manager: its serving engine, or its folder / hub id."""
+    backend = getattr(bot, "backend", None)
+    described = backend.describe() if backend is not None and hasattr(backend, "describe") else {}
+    if described.get("base_url"):
+        return engine_fingerprint(str(described["base_url"]), str(described.get("model", "")))
+    return model_fingerprint(bot.name, getattr(bot, "model", None))
+
+
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # bot -> fingerprint, taken once
+
+
+def fingerprint_of(bot) -> ModelFingerprint:
+    """Taken the first time the app sees a loaded model: the files may change while it stays loaded."""
+    if bot not in _FINGERPRINTS:
+        _FINGERPRINTS[bot] = bot_fingerprint(bot)
+    return _FINGERPRINTS[bot]
+
+
+def disk_changes_allowed(host: str, share: bool, auth) -> bool:
+    """Clearing votes and saving presets need a login once the app is reachable beyond this machine."""
+    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    return bool(auth) or (loopback and not share)
+
+
+def offered_copy(path: Path) -> Path:
+    """A copy of ``path`` in a fresh temporary folder: what a download link may point at."""
+    folder = Path(tempfile.mkdtemp(prefix="chatbot-download-"))
+    return Path(shutil.copy2(path, folder / path.name))
 
 
 class VotesPanel:
     """The vote store (opened on first use) and the leaderboard panel's handlers."""
 
-    def __init__(self, config: AppConfig):
+    def __init__(self, config: AppConfig, registry=None):
         self.config = config
+        self.registry = registry
         self._store: VoteStore | None = None
+        self._live: LiveBoard | None = None
         self._store_lock = threading.Lock()
 
     @property
     def store(self) -> VoteStore:
+        return self.live.store
+
+    @property
+    def live(self) -> LiveBoard:
         # opened on first use: building the page must not create files
         with self._store_lock:
-            if self._store is None:
-                self._store = VoteStore.in_folder(self.config.data_dir)
-            return self._store
+            if self._live is None:
+                store = VoteStore.in_folder(self.config.data_dir)
+                self._live = LiveBoard(store, self.config.presets, rounds=self.config.bootstrap_rounds)
+            return self._live
 
-    def leaderboard_rows(self) -> list[list]:
-        presets = self.config.presets
-        standings = leaderboard(
-            comparisons_from_votes(self.store.votes()),
-            names=preset_names(presets),
-            presets_json=presets_json(presets),
-            rounds=self.config.bootstrap_rounds,
+    @property
+    def changes_allowed(self) -> bool:
+        return disk_changes_allowed(
+            getattr(self.config, "host", "127.0.0.1"),
+            getattr(self.config, "share", False),
+            getattr(self.config, "auth", None),
         )
-        return table_rows(standings)
 
-    def export_votes(self, fmt: str):
-        folder = self.config.data_dir / "exports"
-        path = folder / f"votes-{now_stamp()}.{fmt}"
-        path = self.store.export_csv(path) if fmt == "csv" else self.store.export_jsonl(path)
-        return gr.update(value=str(path), visible=True), f"Exported {self.store.count()} votes to `{path}`"
+    def loaded_fingerprint(self, session: Session | None) -> str | None:
+        """The fingerprint of the tab's model (no tab: the configured model); None without a registry."""
+        if self.registry is None:
+            return None
+        return fingerprint_of(self.registry.get(session.model if session is not None else self.config.model)).key
 
-    def clear_votes(self, confirmed: bool):
+    def scope(self, session: Session | None, selected: str | None) -> str | None:
+        """The fingerprint whose votes are shown (None: every model's)."""
+        if selected == ALL:
+            return None
+        if selected in (None, "", LOADED):
+            return self.loaded_fingerprint(session)
+        return selected
+
+    def selector(self, selected: str | None) -> gr.Dropdown:
+        choices = [(LOADED, LOADED), (ALL, ALL)]
+        for model in self.store.models():
+            source, _, digest = model.fingerprint.rpartition("@")
+            label = f"{source or 'unknown model'} · {digest[:8] or 'before fingerprints'} ({model.votes} votes)"
+            choices.append((label, model.fingerprint))
+        return gr.Dropdown(choices=choices, value=selected or LOADED)
+
+    def board(self, session: Session | None, selected: str | None = LOADED, include: bool = False) -> Board:
+        return self.live.board(self.scope(session, selected), bool(include))
+
+    def leaderboard_view(self, session: Session | None = None, selected: str | None = LOADED, include: bool = False):
+        """Outputs: the table, the summary under it, the model selector, the refresh timer."""
+        board = self.board(session, selected, include)
+        return (
+            table_rows(board.standings),
+            board_summary(board),
+            self.selector(selected),
+            gr.Timer(active=not board.intervals),
+        )
+
+    def leaderboard_rows(self, session: Session | None = None) -> list[list]:
+        return table_rows(self.board(session).standings)
+
+    def export_votes(self, fmt: str, session: Session | None = None, selected: str | None = LOADED):
+        scope = self.scope(session, selected)
+        path = self.config.data_dir / "exports" / f"votes-{now_stamp()}.{fmt}"
+        path = self.store.export_csv(path, scope) if fmt == "csv" else self.store.export_jsonl(path, scope)
+        count = self.store.count(scope)
+        return gr.update(value=str(offered_copy(path)), visible=True), f"Exported {count} votes to `{path}`"
+
+    def clear_votes(self, session: Session | None, selected: str | None, include: bool, confirmed: bool):
+        """Delete the selected model's votes (or every vote when "all models" is selected)."""
+        if not self.changes_allowed:
+            gr.Warning("Clearing votes is off: this app is reachable beyond this machine without --auth.")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), False, "Clearing votes needs --auth here."
         if not confirmed:
-            raise gr.Error("Tick 'Yes, delete every vote' first: clearing cannot be undone.")
-        deleted = self.store.clear()
-        return self.leaderboard_rows(), False, f"Deleted {deleted} votes."
+            gr.Warning("Tick 'Yes, delete these votes' first: clearing cannot be undone.")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), False, "Tick the box first, then Clear votes."
+        scope = self.scope(session, selected)
+        deleted = self.store.clear(scope)
+        which = "every model's" if scope is None else "this model's"
+        return *self.leaderboard_view(session, selected, include), False, f"Deleted {deleted} of {which} votes."
 
 
-def leaderboard_panel(votes: VotesPanel) -> gr.Dataframe:
-    """The vote table with refresh, export and clear; returns the table (votes update it)."""
+def leaderboard_panel(votes: VotesPanel, session: gr.State):
+    """The vote table with its summary, model selector, refresh, export and clear.
+
+    Returns the components a vote updates: table, summary, model selector, timer (in that order),
+    and the selector and include toggle a vote reads.
+    """
     with gr.Accordion("Leaderboard of the settings compared so far", open=True):
-        board = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True)
         with gr.Row(equal_height=True):
-            refresh = gr.Button("Refresh", size="sm")
+            selected = gr.Dropdown(choices=[LOADED, ALL], value=LOADED, label="Votes of", scale=3)
+            include = gr.Checkbox(value=False, label=INCLUDE_LABEL, scale=3)
+            refresh = gr.Button("Refresh", size="sm", scale=1)
+        board = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True)
+        summary = gr.Markdown(elem_classes="stats")
+        with gr.Row(equal_height=True):
             export_csv = gr.Button("Export CSV", size="sm")
             export_jsonl = gr.Button("Export JSONL", size="sm")
-            confirm = gr.Checkbox(value=False, label="Yes, delete every vote")
+            confirm = gr.Checkbox(value=False, label="Yes, delete these votes")
             clear_votes = gr.Button("Clear votes", variant="stop", size="sm")
         export_file = gr.File(label="Exported votes", visible=False, interactive=False)
         notice = gr.Markdown(elem_classes="notice")
-    refresh.click(ui_errors(votes.leaderboard_rows), None, [board], api_name="leaderboard")
+    timer = gr.Timer(2.0, active=False)  # on while the intervals are computed in the background
+    outputs = [board, summary, selected, timer]
+    view = ui_errors(votes.leaderboard_view)
+    refresh.click(view, [session, selected, include], outputs, api_name="leaderboard")
+    timer.tick(view, [session, selected, include], outputs, api_name=False, show_progress="hidden")
+    gr.on([selected.input, include.change], view, [session, selected, include], outputs, api_name=False)
     for button, fmt in ((export_csv, "csv"), (export_jsonl, "jsonl")):
-        export = ui_errors(functools.partial(votes.export_votes, fmt))
-        button.click(export, None, [export_file, notice], api_name=f"export_{fmt}")
-    clear_votes.click(ui_errors(votes.clear_votes), [confirm], [board, confirm, notice], api_name="clear_votes")
-    return board
+
+        def export(session_value, selected_value, fmt=fmt):
+            return votes.export_votes(fmt, session_value, selected_value)
+
+        export.__name__ = f"export_{fmt}"
+        button.click(ui_errors(export), [session, selected], [export_file, notice], api_name=f"export_{fmt}")
+    clear_votes.click(
+        ui_errors(votes.clear_votes),
+        [session, selected, include, confirm],
+        [*outputs, confirm, notice],
+        api_name="clear_votes",
+    )
+    return outputs, selected, include
