@@ -24,15 +24,32 @@ import sys
 import threading
 
 from chatbot.backends.options import add_backend_arguments, load_bot, options_from_args
+from chatbot.dataclass_cli import plain_text
 from chatbot.errors import ChatbotError, SettingsError
 from chatbot.sampling import FIELD_NAMES, SamplingSettings, add_sampling_arguments, preset_name, settings_from_args
 
-COMMANDS_HELP = "commands: /reset  /settings [field=value ...]  /save PATH  /quit"
+# in-chat command -> what it does; the greeting line and ``chat --help`` are built from this
+IN_CHAT_COMMANDS = {
+    "/reset": "forget the conversation, keep the persona",
+    "/settings [field=value ...]": "show the sampling settings, or change some (/settings temperature=0.9 top_k=40)",
+    "/save PATH": "append the conversation to a JSONL file (the layout chatbot train reads)",
+    "/quit": "leave (so do Ctrl-D and Ctrl-C at the prompt)",
+}
+COMMANDS_HELP = "commands: " + "  ".join(IN_CHAT_COMMANDS)
+
+
+def in_chat_help() -> str:
+    width = max(map(len, IN_CHAT_COMMANDS))
+    lines = [f"  {command:<{width}}  {text}" for command, text in IN_CHAT_COMMANDS.items()]
+    return "\n".join(["in-chat commands:", *lines, "", "Ctrl-C while a reply is being written stops it."])
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="chatbot chat", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="chatbot chat",
+        description=plain_text(__doc__.split("\n\n")[0]),
+        epilog=in_chat_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default=None, help="chatbot checkpoint folder or hub id (default: embedded model)")
     parser.add_argument("--persona", action="append", default=[], help="a persona sentence (repeat for more)")

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from chatbot.backends.options import BackendOptions, load_bot
+from chatbot.dataclass_cli import add_dataclass_arguments, parse_dataclasses, plain_text
 from chatbot.errors import ChatbotError
 from evaluation.coherence import CoherenceConfig, HashingEmbedder, shared_minilm
 from evaluation.failures import FailureConfig
@@ -30,16 +31,19 @@ logger = logging.getLogger(__name__)
 CONFIGS = (EvalConfig, CoherenceConfig, FailureConfig, MultiTurnConfig, BackendOptions)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """Flags from the config dataclasses' fields and help metadata (``--a-b``; ``--a_b`` works too)."""
+    parser = argparse.ArgumentParser(
+        prog="chatbot evaluate", description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for config in CONFIGS:
+        add_dataclass_arguments(parser, config)
+    return parser
+
+
 def parse_args(argv: list[str]) -> tuple[EvalConfig, CoherenceConfig, FailureConfig, MultiTurnConfig, BackendOptions]:
-    """Flags come from the config dataclasses' fields and help metadata (``--a-b`` and ``--a_b`` both work)."""
-    from transformers import HfArgumentParser
-
-    class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-        """Defaults in the help, and the module docstring's command lines kept as written."""
-
-    parser = HfArgumentParser(CONFIGS, prog="chatbot evaluate", description=__doc__, formatter_class=Formatter)
     try:
-        return tuple(parser.parse_args_into_dataclasses(args=argv))
+        return parse_dataclasses(build_parser(), CONFIGS, argv)
     except ValueError as exc:  # a config's __post_init__ (SettingsError is a ValueError)
         if isinstance(exc, ChatbotError):
             raise

@@ -90,11 +90,11 @@ def test_finetune_base_model_loss_goes_down_and_checkpoint_reloads(tmp_path, pla
 def test_init_from_keeps_tokens_and_settings(tmp_path, plain_gpt2):
     first = tmp_path / "first"
     run(["--base-model", plain_gpt2, "--data", write_jsonl(tmp_path / "a.jsonl", CHATTY * 4), "--output", str(first),
-         "--max-steps", "4", "--max-history", "3", "--test-perplexity", "false"])  # fmt: skip
+         "--max-steps", "4", "--max-history", "3", "--no-test-perplexity"])  # fmt: skip
     new_data = write_jsonl(tmp_path / "b.jsonl", [["new topic here", "a fresh reply", "and more"]] * 20)
     second = tmp_path / "second"
     run(["--init-from", str(first), "--data", new_data, "--output", str(second), "--max-steps", "4",
-         "--test-perplexity", "false"])  # fmt: skip
+         "--no-test-perplexity"])  # fmt: skip
     a, b = load_chatbot(str(first)), load_chatbot(str(second))
     assert len(a.tokenizer) == len(b.tokenizer) and a.ids == b.ids
     assert b.settings.format.max_history == 3  # kept from the first chatbot
@@ -156,7 +156,7 @@ def test_resume_after_interruption(tmp_path, plain_gpt2, monkeypatch):
     data = write_jsonl(tmp_path / "d.jsonl", CHATTY * 8)
     out = tmp_path / "resumable"
     argv = ["--base-model", plain_gpt2, "--data", data, "--output", str(out), "--max-steps", "8", "--save-steps", "3",
-            "--logging-steps", "1", "--test-perplexity", "false"]  # fmt: skip
+            "--logging-steps", "1", "--no-test-perplexity"]  # fmt: skip
     real_step = Trainer.training_step
     calls = {"n": 0}
 
@@ -243,7 +243,7 @@ def test_torchrun_two_cpu_processes(tmp_path, plain_gpt2):
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "training.cli",
          "--base-model", plain_gpt2, "--data", data, "--output", str(out), "--max-steps", "3",
-         "--test-perplexity", "false", "--logging-steps", "1"],
+         "--no-test-perplexity", "--logging-steps", "1"],
         capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).parent.parent,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]

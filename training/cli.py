@@ -1,25 +1,36 @@
 """``chatbot train``: fine-tune GPT-2 on dialogues, retrain a chatbot, or train one from scratch.
 
-chatbot train --data chitchat --output runs/gpt2-chat                    # from gpt2 (hub)
-chatbot train --from-scratch --data chitchat --max-steps 50 --output runs/x
-chatbot train --init-from runs/x --data my.jsonl --output runs/y         # retrain on new data
-torchrun --nproc_per_node 2 -m training.cli --from-scratch --data chitchat --output runs/ddp
+examples:
+  chatbot train --data chitchat --output runs/gpt2-chat                    # from gpt2 (hub)
+  chatbot train --from-scratch --data chitchat --max-steps 50 --output runs/x
+  chatbot train --init-from runs/x --data my.jsonl --output runs/y         # retrain on new data
+  torchrun --nproc_per_node 2 -m training.cli --from-scratch --data chitchat --output runs/ddp
 """
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 
+from chatbot.dataclass_cli import add_dataclass_arguments, parse_dataclasses, plain_text
 from chatbot.errors import ChatbotError
 from training.config import TrainConfig
 
 
-def parse_args(argv: list[str]) -> TrainConfig:
-    from transformers import HfArgumentParser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatbot train",
+        description=TrainConfig.__doc__,
+        epilog=plain_text(__doc__.split("\n\n", 1)[1]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_dataclass_arguments(parser, TrainConfig)
+    return parser
 
-    parser = HfArgumentParser(TrainConfig, prog="chatbot train", description=TrainConfig.__doc__)
-    (cfg,) = parser.parse_args_into_dataclasses(args=argv)
+
+def parse_args(argv: list[str]) -> TrainConfig:
+    (cfg,) = parse_dataclasses(build_parser(), [TrainConfig], argv)
     return cfg
 
 

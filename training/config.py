@@ -60,7 +60,7 @@ class TrainConfig:
     save_steps: int = field(default=200, metadata={"help": "checkpoint every N steps (what --resume restarts from)"})
     logging_steps: int = field(default=20, metadata={"help": "log the loss every N steps"})
     eval_limit: int = field(
-        default=200, metadata={"help": "at most this many valid examples per evaluation (0: the whole split)"}
+        default=100, metadata={"help": "at most this many valid examples per evaluation (0: the whole split)"}
     )
     limit: int | None = field(default=None, metadata={"help": "use only the first N training dialogues"})
     seed: int = field(default=42, metadata={"help": "random seed (data order, initialisation)"})
@@ -71,7 +71,7 @@ class TrainConfig:
         default=True, metadata={"help": "after training, measure per-token and per-word perplexity on the test split"}
     )
     test_limit: int = field(
-        default=500, metadata={"help": "test perplexity over the first N test utterances (0: the whole split)"}
+        default=200, metadata={"help": "test perplexity over the first N test utterances (0: the whole split)"}
     )
 
     def __post_init__(self):

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chatbot.dialogues import iter_jsonl, read_text, split_lines
 from chatbot.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -101,46 +102,16 @@ class _Collector:
         self.dialogues.append((dialogue, split))
 
 
-def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        text = data.decode("utf-8-sig")  # accepts and drops a UTF-8 byte-order mark
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); re-save the file as UTF-8") from exc
-    if not text.strip():
-        raise DataError(f"{path}: the file is empty")
-    return text
-
-
 def load_jsonl(path: Path, out: _Collector) -> None:
-    for lineno, line in enumerate(split_lines(_read_text(path)), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
+    for line in iter_jsonl(path, on_error=out.bad):
         try:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: bad JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(record, dict) or "turns" not in record:
-                raise DataError(f'{where}: expected an object with "turns" (and optional "persona")')
-            out.add(check_dialogue(record["turns"], record.get("persona"), where))
+            out.add(check_dialogue(line.turns, line.persona, line.where))
         except DataError as exc:
             out.bad(exc)
 
 
-def split_lines(text: str) -> list[str]:
-    """Lines as an editor numbers them: str.splitlines() would also break at U+2028/U+0085,
-    which JSON strings may contain raw."""
-    return [line.removesuffix("\r") for line in text.split("\n")]
-
-
 def load_personachat_json(path: Path, out: _Collector) -> None:
-    text = _read_text(path)
+    text = read_text(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -201,7 +172,7 @@ def load_parlai_txt(path: Path, out: _Collector) -> None:
         except DataError as exc:
             out.bad(exc)
 
-    for lineno, raw in enumerate(split_lines(_read_text(path)), 1):
+    for lineno, raw in enumerate(split_lines(read_text(path)), 1):
         if not raw.strip():
             continue
         number, _, rest = raw.partition(" ")

@@ -10,7 +10,15 @@ end-of-text separator and cut into full-context chunks: no padding, several time
 
 from __future__ import annotations
 
-from chatbot.format import IGNORE_INDEX, DialogueFormat, TokenIds, build_conversation, build_inputs, encode_texts
+from chatbot.format import (
+    IGNORE_INDEX,
+    DialogueFormat,
+    TokenIds,
+    build_conversation,
+    build_inputs,
+    encode_texts,
+    persona_text,
+)
 from training.data import Dialogue
 
 
@@ -25,7 +33,7 @@ def encode_dialogues(tokenizer, dialogues: list[Dialogue]) -> list[tuple[list[li
     """(turn ids, persona ids) of each dialogue, every text encoded once and all in one tokenizer call."""
     texts = []
     for d in dialogues:
-        texts += [*d.turns, " ".join(d.persona)] if d.persona else d.turns
+        texts += [*d.turns, persona_text(d.persona)] if d.persona else d.turns
     encoded = iter(encode_texts(tokenizer, texts))
     out = []
     for d in dialogues:
