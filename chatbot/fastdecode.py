@@ -82,10 +82,23 @@ class Decoded:
 
 def unsupported_model(model) -> str | None:
     """Why this model cannot take the fast path (None: it can)."""
-    from transformers import GPT2LMHeadModel
+    from transformers import GenerationMixin, GPT2LMHeadModel
+    from transformers.pytorch_utils import Conv1D
 
     if not isinstance(model, GPT2LMHeadModel):
         return f"{type(model).__name__} is not a GPT-2 model"
+    generate = getattr(model.generate, "__func__", None)
+    if generate is not GenerationMixin.generate:  # a subclass's own generate, or one wrapped on the instance
+        return "the model has its own generate"
+    if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
+        return "forward hooks on the model (this loop does not run its forward per token)"
+    blocks = model.transformer.h
+    layers = [m for b in blocks for m in (b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj)]
+    norms = [m for b in blocks for m in (b.ln_1, b.ln_2)] + [model.transformer.ln_f]
+    if any(type(m) is not Conv1D for m in layers) or any(type(m) is not torch.nn.LayerNorm for m in norms):
+        return "a block's layers were replaced (adapters, quantisation)"
+    if type(model.lm_head) is not torch.nn.Linear:
+        return f"output layer {type(model.lm_head).__name__}"
     config = model.config
     if config._attn_implementation != "sdpa":
         return f"attention implementation {config._attn_implementation!r} (the fast path mirrors sdpa)"
@@ -175,10 +188,11 @@ class LeanGPT2:
         # (C, V) contiguous: ``hidden @ head_t`` streams the matrix row by row, ~3x faster on a CPU than
         # ``F.linear(hidden, lm_head.weight)`` over the (V, C) matrix for a handful of rows
         self.head_t = model.lm_head.weight.detach().t().contiguous()
+        self.head_bias = model.lm_head.bias  # None for GPT-2's tied head
 
     def _weights_version(self) -> tuple:
         head = self.model.lm_head.weight
-        return head.data_ptr(), head._version, head.dtype, head.device
+        return id(self.model.lm_head), head.data_ptr(), head._version, head.dtype, head.device
 
     @property
     def stale(self) -> bool:
@@ -228,6 +242,8 @@ class LeanGPT2:
             x = torch.addmm(mlp.c_proj.bias, h, mlp.c_proj.weight) + x
         x = torch.nn.functional.layer_norm(x, x.shape[-1:], self.ln_f.weight, self.ln_f.bias, self.ln_f.eps)
         cache.end += 1
+        if self.head_bias is not None:
+            return torch.addmm(self.head_bias, x, self.head_t).float()
         return torch.mm(x, self.head_t).float()
 
 

@@ -10,9 +10,12 @@ API (used by :mod:`chatbot.conversation`; the web app and the evaluator go throu
     for piece in stream: ...      # decoded text as it is generated; stream.cancel() stops within one token
     stream.result                 # the finished Candidate (None when cancelled before a token)
 
-Everything goes through transformers' ``generate`` with its KV cache: several prompts are
-left-padded into one batch and every prompt gets ``num_candidates`` sequences through
-``num_return_sequences``, so N candidates cost one call, not N. A candidate's score is its
+GPT-2 models decode through :mod:`chatbot.fastdecode`, a lean loop over the same weights that
+runs generate's own processors and draws generate's random numbers, wherever it reproduces the
+settings (greedy, temperature, top-k, top-p); everything else goes through transformers'
+``generate`` with its KV cache. Either way several prompts share one batch and every prompt gets
+``num_candidates`` sequences, so N candidates cost one call, not N. Each candidate names the path
+that made it (``path``: "fast" or "generate"). A candidate's score is its
 length-normalised log-probability under the model (mean log-prob per token, end-of-turn included),
 computed from the raw logits, so a temperature or a top-p cut does not change how candidates rank.
 
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from chatbot.fastdecode import FAST, GENERATE, DecodePlan, decode_plan, fast_decode
 from chatbot.rerankers import RANK, mean_logprob
 from chatbot.sampling import SamplingSettings
 
@@ -53,6 +57,7 @@ class Candidate:
     stop_id: int | None = None  # the stop token that ended it (scored, not part of token_ids)
     rejected: str | None = None
     attempt: int = 1
+    path: str = GENERATE  # the decoder that made it: FAST (chatbot.fastdecode) or GENERATE (transformers)
     # every reranker score (chatbot.rerankers), for "why this reply"; "rank" is the chosen reranker's
     scores: dict[str, float] = field(default_factory=dict)
 
@@ -70,6 +75,7 @@ class Candidate:
             "finished": self.finished,
             "rejected": self.rejected,
             "attempt": self.attempt,
+            "path": self.path,
             "scores": {name: round(value, 4) for name, value in self.scores.items()},
         }
 
@@ -159,12 +165,34 @@ def generate_candidates(
     pad_id: int,
     attempt: int = 1,
 ) -> GenerationResult:
-    """``settings.num_candidates`` scored candidates for every prompt, in one ``generate`` call."""
+    """``settings.num_candidates`` scored candidates for every prompt, in one fast-loop or ``generate`` call."""
     input_ids, attention_mask = left_pad(prompts, pad_id)
     input_ids, attention_mask = input_ids.to(model.device), attention_mask.to(model.device)
     kwargs = _generate_kwargs(settings, tokenizer, stop_ids, pad_id)
-    with generation_lock(settings.seed), torch.inference_mode():
+    plan = decode_plan(model, kwargs, [len(p) for p in prompts])
+    with generation_lock(settings.seed):
         start = time.perf_counter()  # after the lock: another conversation's turn is not our cost
+        if isinstance(plan, DecodePlan):
+            decoded = fast_decode(model, prompts, plan)
+            rows, path = zip(decoded.tokens, decoded.logprobs, strict=True), FAST
+        else:
+            logger.debug("generate serves %s: %s", settings.describe(), plan)
+            rows, path = _generate_rows(model, input_ids, attention_mask, kwargs), GENERATE
+        seconds = time.perf_counter() - start
+    stops = set(stop_ids)
+    per_prompt: list[list[Candidate]] = [[] for _ in prompts]
+    for row, (tokens, logprobs) in enumerate(rows):
+        candidate = make_candidate(tokenizer, tokens, logprobs, stops, attempt)
+        candidate.path = path
+        per_prompt[row // settings.num_candidates].append(candidate)
+    total = sum(c.n_tokens for cs in per_prompt for c in cs)
+    logger.debug("generated %d tokens for %d prompts in %.3fs (%s)", total, len(prompts), seconds, path)
+    return GenerationResult(per_prompt, seconds, total, prompt_tokens=input_ids.shape[1])
+
+
+def _generate_rows(model, input_ids, attention_mask, kwargs: dict):
+    """generate's (new tokens, (T,) log-probs) per row."""
+    with torch.inference_mode():
         out = model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -176,17 +204,8 @@ def generate_candidates(
         logprobs = model.compute_transition_scores(
             out.sequences, out.logits, beam_indices=getattr(out, "beam_indices", None), normalize_logits=True
         )
-    seconds = time.perf_counter() - start
     new = out.sequences[:, input_ids.shape[1] :].tolist()
-    logprobs = logprobs.cpu()
-    stops = set(stop_ids)
-    per_prompt: list[list[Candidate]] = [[] for _ in prompts]
-    for row, tokens in enumerate(new):
-        candidate = make_candidate(tokenizer, tokens, logprobs[row], stops, attempt)
-        per_prompt[row // settings.num_candidates].append(candidate)
-    total = sum(c.n_tokens for cs in per_prompt for c in cs)
-    logger.debug("generated %d tokens for %d prompts in %.3fs", total, len(prompts), seconds)
-    return GenerationResult(per_prompt, seconds, total, prompt_tokens=input_ids.shape[1])
+    return zip(new, logprobs.cpu(), strict=True)
 
 
 class _CancelFlag:
@@ -248,7 +267,11 @@ class GenerationStream:
             **_generate_kwargs(self.settings, tokenizer, stop_ids, pad_id),
         )
         self._model = model
+        self._prompt = prompt
         self._prompt_len = len(prompt)
+        # the fast loop serves the stream where it reproduces the settings (the cancel flag is its should_stop)
+        self._plan = decode_plan(model, _generate_kwargs(self.settings, tokenizer, stop_ids, pad_id), [len(prompt)])
+        self.path = FAST if isinstance(self._plan, DecodePlan) else GENERATE
         self._thread = threading.Thread(target=self._run, name="chatbot-generate", daemon=True)
         self._thread.start()
 
@@ -256,17 +279,33 @@ class GenerationStream:
         try:
             with generation_lock(self.settings.seed), torch.inference_mode():
                 start = time.perf_counter()
-                out = self._model.generate(**self._kwargs)
-                logprobs = self._model.compute_transition_scores(out.sequences, out.logits, normalize_logits=True)
+                tokens, logprobs = self._fast() if self.path == FAST else self._generate()
             self.seconds = time.perf_counter() - start
-            tokens = out.sequences[0, self._prompt_len :].tolist()
-            candidate = make_candidate(self._tokenizer, tokens, logprobs[0].cpu(), set(self._stop_ids), self.attempt)
+            candidate = make_candidate(self._tokenizer, tokens, logprobs, set(self._stop_ids), self.attempt)
+            candidate.path = self.path
             candidate.finished = candidate.finished and not self.cancelled
             self.new_tokens = candidate.n_tokens
             self.result = candidate
         except BaseException as exc:  # re-raised in the consuming thread
             self.error = exc
             self._streamer.end()  # unblock the consumer; without it the iterator waits forever
+
+    def _generate(self) -> tuple[list[int], torch.Tensor]:
+        out = self._model.generate(**self._kwargs)
+        logprobs = self._model.compute_transition_scores(out.sequences, out.logits, normalize_logits=True)
+        return out.sequences[0, self._prompt_len :].tolist(), logprobs[0].cpu()
+
+    def _fast(self) -> tuple[list[int], torch.Tensor]:
+        self._streamer.put(self._kwargs["input_ids"].cpu())  # the prompt first, as generate does (skip_prompt drops it)
+        decoded = fast_decode(
+            self._model,
+            [self._prompt],
+            self._plan,
+            should_stop=lambda: self.cancelled,
+            on_tokens=lambda tokens: self._streamer.put(tokens.cpu()),
+        )
+        self._streamer.end()
+        return decoded.tokens[0], decoded.logprobs[0]
 
     def __iter__(self) -> Iterator[str]:
         exhausted = False

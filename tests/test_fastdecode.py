@@ -155,3 +155,23 @@ def test_other_models_go_to_generate():
     eager = random_gpt2()
     eager.config._attn_implementation = "eager"
     assert "attention implementation" in decode_plan(eager, kwargs(eager, GREEDY), [4])
+
+
+def test_an_output_layer_with_a_bias_is_served_exactly():
+    model = random_gpt2(seed=2)
+    head = torch.nn.Linear(32, 300, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(model.lm_head.weight)
+        head.bias.copy_(torch.linspace(-3, 3, 300))
+    model.lm_head = head
+    prompts, kw = prompts_of([8]), kwargs(model, TOP_K, n=2, new=10)
+    assert with_fast(model, prompts, kw, seed=4) == with_generate(model, prompts, kw, seed=4)
+
+
+def test_hooks_and_an_own_generate_go_to_generate():
+    model = random_gpt2()
+    hook = model.transformer.h[0].register_forward_hook(lambda *args: None)
+    assert "forward hooks" in decode_plan(model, kwargs(model, GREEDY), [4])
+    hook.remove()
+    model.generate = lambda **kw: None  # a wrapper around generate: it must keep being called
+    assert "its own generate" in decode_plan(model, kwargs(model, GREEDY), [4])
