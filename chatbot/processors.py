@@ -44,6 +44,7 @@ from transformers import (
 )
 
 from chatbot.errors import SettingsError
+from chatbot.sampling import FIELD
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,8 @@ NEUTRAL_GENERATE_KWARGS: dict[str, Any] = {
 
 # text-generation-webui's default dry_sequence_breakers: '"\n", ":", "\"", "*"'
 DEFAULT_DRY_SEQUENCE_BREAKERS: tuple[str, ...] = ("\n", ":", '"', "*")
-DEFAULT_KEYWORD_STRENGTH = 5.0  # logits; e^5 ~ 150x the odds of the keyword's next token
+# logits; e^5 ~ 150x the odds of the keyword's next token. Declared once, as the keyword_strength sampling field.
+DEFAULT_KEYWORD_STRENGTH: float = FIELD["keyword_strength"].default
 
 
 def processor_order(temperature_last: bool = False) -> tuple[str, ...]:

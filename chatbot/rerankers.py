@@ -44,13 +44,14 @@ import torch
 
 from chatbot.embeddings import Embedder, cosine_rows, shared_minilm
 from chatbot.errors import SettingsError
+from chatbot.sampling import FIELD
 
 logger = logging.getLogger(__name__)
 
-RERANKERS = ("logprob", "mmi", "coherence", "mix")
-DEFAULT_MMI_LAMBDA = 0.5
-# mix weights: coherence weighs 2 because cosines spread over ~0.5 where mean log-probs spread over ~2 nats
-DEFAULT_MIX_WEIGHTS = {"logprob": 0.0, "mmi": 1.0, "coherence": 2.0}
+# declared once, as sampling fields (chatbot.sampling.settings: reranker, mmi_lambda, mix_*)
+RERANKERS: tuple[str, ...] = FIELD["reranker"].choices
+DEFAULT_MMI_LAMBDA: float = FIELD["mmi_lambda"].default
+DEFAULT_MIX_WEIGHTS = {name: FIELD[f"mix_{name}"].default for name in ("logprob", "mmi", "coherence")}
 RANK = "rank"  # the key of the chosen rule's score in each candidate's scores
 _FORWARD_ROWS = 64  # candidates per forward pass of the no-context scoring (bounds the (B, T, V) log-probs)
 

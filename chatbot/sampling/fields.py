@@ -27,12 +27,14 @@ GROUPS: dict[str, str] = {
     "decoding": "Decoding",
     "penalties": "Repetition penalties",
     "dry": "DRY (don't repeat yourself)",
+    "keywords": "Keywords",
     "temperature": "Temperature",
     "truncation": "Truncation (top-k, top-p, min-p, ...)",
     "mirostat": "Mirostat",
     "xtc": "XTC (exclude top choices)",
     "beam": "Beam search",
     "output": "Reply length and candidates",
+    "ranking": "Ranking (rerankers)",
 }
 
 
@@ -67,6 +69,7 @@ class FieldSpec:
     ui_high: float | None = None
     strategies: tuple[str, ...] = STRATEGIES  # the strategies it changes
     enabled_by: str | None = None  # another field that must be non-neutral for this one to act (dry_base)
+    enabled_values: tuple = ()  # ... or, when given, must hold one of these values (mix weights: reranker=mix)
     short: str = ""  # compact label in describe() and grid labels; "x{}" is a template; "" = the field name
     kwarg: str | None = None  # generate keyword (applied_by generate/warper); the value sent when neutral:
     kwarg_off: Any = NO_NEUTRAL  # ... NO_NEUTRAL = the neutral value itself

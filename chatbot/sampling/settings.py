@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 _SAMPLE = ("sample",)
 _BEAM = ("beam",)
+_RANKED = ("sample", "beam")  # greedy gives one candidate: nothing to rank
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,6 +168,15 @@ class SamplingSettings:
         (), kind="words", neutral=(), label="Avoid words", group="penalties", applied_by="generate",
         kwarg="bad_words_ids", short="avoid", help="words the reply must not contain (comma-separated)",
     )  # fmt: skip
+    keywords: tuple[str, ...] = setting(
+        (), kind="words", neutral=(), label="Keywords", group="keywords", applied_by="processor", short="kw",
+        help="words the reply should contain (comma-separated): each one's next token is boosted until it appears",
+    )  # fmt: skip
+    keyword_strength: float = setting(
+        5.0, kind="float", low=0.0, low_open=True, ui_high=15.0, step=0.5, enabled_by="keywords",
+        label="Keyword strength", group="keywords", applied_by="processor", short="kw_strength",
+        help="logits added to a keyword's next token (5: about 150 times its odds)",
+    )  # fmt: skip
     max_new_tokens: int = setting(
         40, kind="int", low=1, ui_high=200, step=1, label="Max new tokens", group="output", applied_by="generate",
         kwarg="max_new_tokens", short="max", help="most tokens in one reply",
@@ -179,6 +189,32 @@ class SamplingSettings:
     min_new_tokens: int = setting(
         1, kind="int", neutral=0, low=0, ui_high=50, step=1, label="Min new tokens", group="output",
         applied_by="generate", kwarg="min_new_tokens", short="min", help="tokens generated before the reply may end",
+    )  # fmt: skip
+    reranker: str = setting(
+        "logprob", kind="choice", choices=("logprob", "mmi", "coherence", "mix"), neutral="logprob",
+        strategies=_RANKED, label="Reranker", group="ranking", applied_by="caller", short="rank",
+        help="how candidates are ranked: logprob (mean log-probability), mmi (penalises replies likely without "
+        "the context), coherence (MiniLM cosine with the user's turn), mix (weighted sum)",
+    )  # fmt: skip
+    mmi_lambda: float = setting(
+        0.5, kind="float", low=0.0, ui_high=1.0, step=0.05, strategies=_RANKED, enabled_by="reranker",
+        enabled_values=("mmi", "mix"), label="MMI lambda", group="ranking", applied_by="caller", short="mmi_l",
+        help="mmi = mean log p(reply | context) - lambda * mean log p(reply | no context)",
+    )  # fmt: skip
+    mix_logprob: float = setting(
+        0.0, kind="float", low=0.0, ui_high=5.0, step=0.1, strategies=_RANKED, enabled_by="reranker",
+        enabled_values=("mix",), label="Mix weight: logprob", group="ranking", applied_by="caller", short="w_lp",
+        help="weight of the mean log-probability in the mix reranker",
+    )  # fmt: skip
+    mix_mmi: float = setting(
+        1.0, kind="float", low=0.0, ui_high=5.0, step=0.1, strategies=_RANKED, enabled_by="reranker",
+        enabled_values=("mix",), label="Mix weight: mmi", group="ranking", applied_by="caller", short="w_mmi",
+        help="weight of the mmi score in the mix reranker",
+    )  # fmt: skip
+    mix_coherence: float = setting(
+        2.0, kind="float", low=0.0, ui_high=10.0, step=0.1, strategies=_RANKED, enabled_by="reranker",
+        enabled_values=("mix",), label="Mix weight: coherence", group="ranking", applied_by="caller", short="w_coh",
+        help="weight of the coherence cosine in the mix reranker (cosines span ~0.5, log-probabilities ~2 nats)",
     )  # fmt: skip
     seed: int | None = setting(
         None, kind="int", neutral=None, optional=True, low=0, high=SEED_MAX, strategies=_SAMPLE, label="Seed",
@@ -205,8 +241,12 @@ class SamplingSettings:
 
     def is_active(self, spec: FieldSpec) -> bool:
         """Whether the field can change a reply: its strategy is chosen and its switch (if any) is on."""
-        enabler = spec.enabled_by and FIELD[spec.enabled_by]
-        return spec.applies_to(self.strategy) and not (enabler and enabler.is_neutral(getattr(self, enabler.name)))
+        if not spec.applies_to(self.strategy) or not spec.enabled_by:
+            return spec.applies_to(self.strategy)
+        value = getattr(self, spec.enabled_by)
+        if spec.enabled_values:
+            return value in spec.enabled_values
+        return not FIELD[spec.enabled_by].is_neutral(value)
 
     def relevant_fields(self) -> dict[str, Any]:
         """The fields that change what this strategy does (others are ignored by it), as plain values."""
