@@ -46,7 +46,6 @@ is set, so a UI can say so.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -58,9 +57,10 @@ from chatbot.backends.base import UNRANKED_NOTE, ChatPrompt
 from chatbot.backends.local import LocalBackend
 from chatbot.backends.prompts import chat_messages
 from chatbot.checkpoint import LoadedModel, load_chatbot
+from chatbot.dialogues import conversation_record, load_conversations, save_conversations
 from chatbot.errors import ChatbotError, SettingsError
 from chatbot.filters import FilterSettings, ReplyFilter
-from chatbot.format import build_inputs, build_plain_inputs, encode_text
+from chatbot.format import build_inputs, build_plain_inputs, encode_text, is_user_turn, persona_text
 from chatbot.generation import Candidate, stop_token_ids
 from chatbot.replies import (
     DELTA,
@@ -74,7 +74,6 @@ from chatbot.replies import (
     choose_fallback,
     filter_context,
     retry_settings,
-    user_positions,
 )
 from chatbot.rerankers import CandidateScorer, RerankConfig
 from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings
@@ -100,46 +99,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-# -- conversation records (the JSONL layout training reads) ---------------------------------------
-
-
-def conversation_record(persona: Sequence[str], turns: Sequence[str]) -> dict[str, list[str]]:
-    return {"persona": list(persona), "turns": list(turns)}
-
-
-def save_conversations(records: Sequence[dict], path: str | os.PathLike, append: bool = True) -> Path:
-    """Append (or write) records as JSONL lines ``{"persona": [...], "turns": [...]}``."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a" if append else "w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(conversation_record(record["persona"], record["turns"]), ensure_ascii=False) + "\n")
-    return path
-
-
-def load_conversations(path: str | os.PathLike) -> list[dict[str, list[str]]]:
-    """Every record of a JSONL conversation file (one-line error for a missing or broken file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ChatbotError(f"{path}: no such conversation file")
-    records = []
-    # utf-8-sig: files saved by some editors start with a byte-order mark; split on "\n" only,
-    # since JSON strings may hold U+2028 raw and str.splitlines() would cut them
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-            persona, turns = data.get("persona", []), data["turns"]
-            if not isinstance(persona, list) or not isinstance(turns, list):
-                raise TypeError("persona and turns must be lists of strings")
-            if not all(isinstance(t, str) for t in [*persona, *turns]):
-                raise TypeError("persona and turns must be lists of strings")
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise ChatbotError(f"{path}:{number}: not a conversation line ({exc})") from exc
-        records.append(conversation_record(persona, turns))
-    return records
+# -- conversation files (the JSONL layout of chatbot.dialogues, what training reads) ---------------
 
 
 def load_examples(path: str | os.PathLike) -> list[list[str]]:
@@ -234,8 +194,7 @@ class Chatbot:
         history = list(history)
         if filters.user_profanity == "mask" and filters.profanity:
             checker = ReplyFilter(filters).profanity
-            for i in user_positions(len(history)):
-                history[i] = checker.mask(history[i])
+            history = [checker.mask(u) if is_user_turn(i, len(history)) else u for i, u in enumerate(history)]
         return [self.backend.prepare_text(u) for u in history]
 
     def build_prompt(
@@ -284,7 +243,7 @@ class Chatbot:
         return getattr(self.loaded, "mode", None) == "chat"
 
     def persona_text(self, persona: Sequence[str]) -> str:
-        return self.backend.prepare_text(" ".join(persona))
+        return self.backend.prepare_text(persona_text(persona))
 
     def reserve(self, settings: SamplingSettings) -> int:
         """Prompt units kept free for the reply: tokens, or characters under a character budget."""
@@ -443,7 +402,7 @@ class Conversation:
         text = text.strip()
         if not text:
             raise ChatbotError("empty message: type something to reply to")
-        if len(self.turns) % 2 == 1:
+        if self.turns and is_user_turn(len(self.turns) - 1):
             # the user's last message got no reply (a cancelled stream): consecutive messages of one
             # speaker form one turn, as in the chitchat data
             self.turns[-1] = f"{self.turns[-1]}\n{text}"

@@ -98,9 +98,38 @@ class DialogueFormat:
             raise ValueError(f"max_length must be >= 8 tokens (got {self.max_length})")
 
 
+# -- who said what --------------------------------------------------------------------------------
+# Speakers alternate. A conversation's turns start with the user's; a context (the utterances a reply
+# answers) ends with the user's. This is the one place that says so: other modules ask these helpers.
+
+
+def is_user_turn(i: int, n: int | None = None) -> bool:
+    """Whether utterance ``i`` is the user's.
+
+    Without ``n``: in a conversation, whose first turn is the user's. With ``n``: in a context of
+    ``n`` utterances, whose last is the user's (the bot speaks next).
+    """
+    return (i if n is None else n - 1 - i) % 2 == 0
+
+
+def reply_positions(n_turns: int) -> range:
+    """Indices of the bot's turns in a conversation of ``n_turns``; each replies to the turns before it."""
+    return range(1, n_turns, 2)
+
+
+def bot_turns(context: Sequence[str]) -> list[str]:
+    """The bot's own utterances in a context (whose last is the user's), oldest first."""
+    return [u for i, u in enumerate(context) if not is_user_turn(i, len(context))]
+
+
+def persona_text(persona: Sequence[str]) -> str:
+    """A persona's sentences as the one text a model or server sees."""
+    return " ".join(persona)
+
+
 def speaker_tokens(n_utterances: int, ids: TokenIds) -> list[int]:
     """Speaker token of each of the last ``n_utterances`` context utterances; the last one is the user's."""
-    return [ids.user if (n_utterances - 1 - i) % 2 == 0 else ids.bot for i in range(n_utterances)]
+    return [ids.user if is_user_turn(i, n_utterances) else ids.bot for i in range(n_utterances)]
 
 
 def build_inputs(
@@ -194,7 +223,7 @@ def build_conversation(
         input_ids += block
         labels += [IGNORE_INDEX] * len(block)
     for i, utterance in enumerate(turns):
-        speaker = ids.user if i % 2 == 0 else ids.bot
+        speaker = ids.user if is_user_turn(i) else ids.bot
         input_ids += [speaker, *utterance, ids.eot]
         labels += [IGNORE_INDEX, *utterance, ids.eot]
     return input_ids, labels

@@ -16,7 +16,15 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from chatbot.format import IGNORE_INDEX, DialogueFormat, TokenIds, build_inputs, encode_text
+from chatbot.format import (
+    IGNORE_INDEX,
+    DialogueFormat,
+    TokenIds,
+    build_inputs,
+    encode_text,
+    persona_text,
+    reply_positions,
+)
 
 
 @dataclass
@@ -44,8 +52,8 @@ def reply_examples(tokenizer, dialogues, fmt: DialogueFormat, every_utterance: b
     ids = TokenIds.from_tokenizer(tokenizer)
     for dialogue in dialogues:
         turns = [encode_text(tokenizer, t) for t in dialogue.turns]
-        persona = encode_text(tokenizer, " ".join(dialogue.persona)) if dialogue.persona else []
-        for i in range(0, len(turns), 1) if every_utterance else range(1, len(turns), 2):
+        persona = encode_text(tokenizer, persona_text(dialogue.persona)) if dialogue.persona else []
+        for i in range(0, len(turns), 1) if every_utterance else reply_positions(len(turns)):
             example = build_inputs(ids, turns[:i], turns[i], fmt, persona=persona)
             kept = sum(1 for label in example.labels if label != IGNORE_INDEX) - 1  # minus end-of-turn
             text = dialogue.turns[i] if kept == len(turns[i]) else tokenizer.decode(turns[i][:kept])

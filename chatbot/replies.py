@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from chatbot.filters import FilterContext, ReplyFilter, similarity, words
+from chatbot.format import bot_turns
 from chatbot.generation import Candidate
 from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings
 
@@ -124,16 +125,11 @@ class Prompt:
 # -- pure helpers ---------------------------------------------------------------------------------
 
 
-def user_positions(n_utterances: int) -> list[int]:
-    """Indices of the user's utterances in a history whose last utterance is the user's."""
-    return list(range(n_utterances - 1, -1, -2))
-
-
 def filter_context(history: Sequence[str]) -> FilterContext:
     """The user's last message and the bot's replies before it (oldest first)."""
     if not history:
         return FilterContext()
-    return FilterContext(last_user=history[-1], recent_bot=tuple(history[-2::-2][::-1]))
+    return FilterContext(last_user=history[-1], recent_bot=tuple(bot_turns(history)))
 
 
 def rank(candidates: list[Candidate]) -> list[int]:

@@ -35,6 +35,7 @@ from chatbot.embeddings import (  # noqa: F401 (re-exported: the loader moved do
     minilm_path,
     shared_minilm,
 )
+from chatbot.format import reply_positions
 
 logger = logging.getLogger(__name__)
 
@@ -126,5 +127,5 @@ if __name__ == "__main__":  # python -m evaluation.coherence [SOURCE]: recalibra
     from training.data import load_dialogues
 
     dialogues, _ = load_dialogues(sys.argv[1] if len(sys.argv) > 1 else "chitchat", "test")
-    pairs = [(d.turns[:i], d.turns[i]) for d in dialogues for i in range(1, len(d.turns), 2)][:400]
+    pairs = [(d.turns[:i], d.turns[i]) for d in dialogues for i in reply_positions(len(d.turns))][:400]
     print(json.dumps(calibrate([c for c, _ in pairs], [r for _, r in pairs], shared_minilm()), indent=2))

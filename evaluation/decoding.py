@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chatbot.errors import ChatbotError
+from chatbot.format import reply_positions
 from chatbot.sampling import SamplingSettings
 from evaluation.failures import is_profanity_reason
 from evaluation.runner import Example, Generated, ReplySource
@@ -83,7 +84,7 @@ def replay_source(report_dir: str | Path) -> ReplySource:
     for line in conversations.read_text(encoding="utf-8").splitlines() if conversations.is_file() else []:
         record = json.loads(line)
         turns = record["turns"]
-        for t in range(1, len(turns), 2):  # partner at even positions, the bot's reply after each
+        for t in reply_positions(len(turns)):
             table.setdefault((keys[record["setting"]], tuple(turns[:t])), Generated(turns[t]))
 
     def source(examples: Sequence[Example], settings) -> list[Generated]:

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from chatbot.format import bot_turns
+
 # ParlAI's normalisation for ConvAI2's unigram F1 (parlai/core/metrics.py): lower case, punctuation
 # to spaces, drop the articles a/an/the, squeeze whitespace.
 _RE_ART = re.compile(r"\b(a|an|the)\b")
@@ -207,14 +209,9 @@ def max_copy_f1(reply: str, utterances: Sequence[str]) -> float:
     return max((unigram_f1(reply, u) for u in utterances if u.strip()), default=0.0)
 
 
-def bot_utterances(context: Sequence[str]) -> list[str]:
-    """The bot's own earlier utterances in a context: speakers alternate backwards from the user's last."""
-    return list(context[-2::-2])
-
-
 def repeats_self(reply: str, context: Sequence[str], threshold: float = COPY_F1_THRESHOLD) -> bool:
     """The reply (nearly) repeats one of the bot's earlier utterances in the context."""
-    return bool(reply.strip()) and max_copy_f1(reply, bot_utterances(context)) >= threshold
+    return bool(reply.strip()) and max_copy_f1(reply, bot_turns(context)) >= threshold
 
 
 def copies_user(reply: str, context: Sequence[str], threshold: float = COPY_F1_THRESHOLD) -> bool:

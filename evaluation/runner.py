@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from chatbot.format import reply_positions
 from evaluation import metrics as m
 from evaluation.coherence import CoherenceConfig, Embedder, coherence_scores, off_topic
 from evaluation.failures import FailureConfig, label_replies, profanity_checker
@@ -94,7 +95,7 @@ def select_examples(dialogues: Sequence, limit: int | None, seed: int = 0) -> li
     rng = np.random.default_rng(seed)
     queues = []
     for d, dialogue in enumerate(dialogues):
-        turns = list(range(1, len(dialogue.turns), 2))
+        turns = list(reply_positions(len(dialogue.turns)))
         rng.shuffle(turns)
         queues.append((d, turns))
     examples: list[Example] = []

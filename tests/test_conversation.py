@@ -234,7 +234,7 @@ def test_saved_conversations_are_what_the_training_loader_reads(bot, fake, tmp_p
 
 
 def test_broken_conversation_files(bot, tmp_path):
-    with pytest.raises(ChatbotError, match="no such conversation file"):
+    with pytest.raises(ChatbotError, match="none.jsonl: no such file"):
         Conversation.load(bot, tmp_path / "none.jsonl")
     path = tmp_path / "bad.jsonl"
     path.write_text('{"persona": [], "turns": ["a"]}\n{"turns": [1, 2]}\n')

@@ -7,10 +7,14 @@ from chatbot.format import (
     IGNORE_INDEX,
     DialogueFormat,
     TokenIds,
+    bot_turns,
     build_conversation,
     build_inputs,
     build_plain_inputs,
     encode_text,
+    is_user_turn,
+    persona_text,
+    reply_positions,
 )
 
 IDS = TokenIds(user=1001, bot=1002, persona=1003, eot=1004, pad=1005, eos=0)
@@ -108,3 +112,19 @@ def test_special_tokens_typed_by_a_user_stay_text(tiny_chatbot):
 def test_plain_inputs_refuse_a_reserve_that_leaves_no_room():
     with pytest.raises(ValueError, match="lower max_new_tokens"):
         build_plain_inputs([[1, 2]], eos_id=0, fmt=DialogueFormat(max_length=16), reserve=16)
+
+
+def test_speaker_parity_from_the_start_of_a_conversation_and_the_end_of_a_context():
+    # a conversation opens with the user
+    assert [is_user_turn(i) for i in range(4)] == [True, False, True, False]
+    # a context of 4 ends with the user: it opened with the bot
+    assert [is_user_turn(i, 4) for i in range(4)] == [False, True, False, True]
+    assert [is_user_turn(i, 3) for i in range(3)] == [True, False, True]
+    assert list(reply_positions(5)) == [1, 3] and list(reply_positions(1)) == []
+    assert bot_turns(["b0", "u1", "b2", "u3"]) == ["b0", "b2"]
+    assert bot_turns(["u0"]) == [] and bot_turns([]) == []
+
+
+def test_persona_text_joins_sentences_with_spaces():
+    assert persona_text(["i like cats.", "i live in ohio."]) == "i like cats. i live in ohio."
+    assert persona_text([]) == ""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sacrebleu
 
+from chatbot.format import bot_turns
 from evaluation import metrics as m
 from evaluation.coherence import CoherenceConfig, HashingEmbedder, coherence_scores, cosine_rows, off_topic
 from evaluation.wordnet import LEXNAMES, WordNetStatus, copy_debian_wordnet, find_wordnet, lexnames_text
@@ -89,7 +90,7 @@ def test_repetition_measures():
     assert m.repeated_ngram_fraction("i like it i like it", 3) == pytest.approx(1 / 4)  # 4 trigrams, 1 repeat
     assert m.repeated_ngram_fraction("no loops here at all", 3) == 0.0
     context = ["i love dogs.", "what dogs do you have?", "hi there how are you"]
-    assert m.bot_utterances(context) == ["what dogs do you have?"]
+    assert bot_turns(context) == ["what dogs do you have?"]
     assert m.repeats_self("What dogs do you have", context)
     assert not m.repeats_self("i am fine thanks", context)
     assert m.copies_user("hi there, how are you?", context)

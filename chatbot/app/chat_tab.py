@@ -31,6 +31,7 @@ from chatbot.app.sessions import (
     save_chat,
     stream_chat,
 )
+from chatbot.format import is_user_turn
 from chatbot.sampling import DEFAULT_PRESET, SamplingSettings
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class ChatTab:
         turns = list(session.chat.turns) if session.chat else []
         history = messages(turns)
         if partial is not None:
-            if len(turns) % 2 == 0 and turns:  # the partial reply is already recorded (final event)
+            if turns and not is_user_turn(len(turns) - 1):  # the partial reply is already recorded (final event)
                 history[-1]["content"] = partial
             else:
                 history.append({"role": "assistant", "content": partial})

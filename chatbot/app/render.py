@@ -4,6 +4,7 @@ chat, the "why this reply" table and the A/B panels show them. Pure functions on
 from __future__ import annotations
 
 from chatbot import conversation as cm
+from chatbot.format import is_user_turn
 
 CANDIDATE_HEADERS = ["", "candidate", "score", "rejected because", "try"]
 
@@ -25,7 +26,7 @@ def clean_message(text: str | None, limit: int) -> tuple[str, str | None]:
 
 def messages(turns: list[str]) -> list[dict]:
     """Chat messages for gr.Chatbot from alternating turns, the user's first."""
-    return [{"role": "user" if i % 2 == 0 else "assistant", "content": text} for i, text in enumerate(turns)]
+    return [{"role": "user" if is_user_turn(i) else "assistant", "content": text} for i, text in enumerate(turns)]
 
 
 def candidate_rows(reply: cm.Reply | None) -> list[list]:

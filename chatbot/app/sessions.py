@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from chatbot import conversation as cm
+from chatbot.format import is_user_turn
 from chatbot.sampling import PRESETS, SamplingSettings
 
 APP_NAME = "gpt2-dialogue-chatbot"
@@ -140,7 +141,7 @@ def drop_last_exchange(conversation: cm.Conversation) -> str | None:
     turns = conversation.turns
     if not turns:
         return None
-    if len(turns) % 2 == 0:  # the last turn is the bot's
+    if not is_user_turn(len(turns) - 1):  # the last turn is the bot's
         turns.pop()
         if conversation.replies:
             conversation.replies.pop()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from chatbot.format import BOT, EOS, EOT, PAD, PERSONA, USER
+from chatbot.format import BOT, EOS, EOT, PAD, PERSONA, USER, is_user_turn, persona_text
 
 ZWSP = "\u200b"
 # <|user|>, <|im_start|>, <|eot_id|>, ... the shape most chat and dialogue tokenizers use
@@ -54,10 +54,10 @@ def held_back(text: str, stops: Sequence[str]) -> int:
 
 def chat_messages(utterances: Sequence[str], persona: Sequence[str] = ()) -> list[dict[str, str]]:
     """OpenAI chat messages: the persona as a system message, then turns with the user's last."""
-    messages = [{"role": "system", "content": " ".join(persona)}] if persona else []
+    messages = [{"role": "system", "content": persona_text(persona)}] if persona else []
     n = len(utterances)
     for i, text in enumerate(utterances):
-        messages.append({"role": "user" if (n - 1 - i) % 2 == 0 else "assistant", "content": text})
+        messages.append({"role": "user" if is_user_turn(i, n) else "assistant", "content": text})
     return messages
 
 
