@@ -114,7 +114,9 @@ def parse_grid(text: str) -> dict[str, list[float]]:
         name = name.strip().replace("-", "_")
         if not sep or name not in FIELD or not FIELD[name].numeric:
             numeric = ", ".join(s.name for s in FIELDS if s.numeric)
-            raise SettingsError(f"--grid part {part!r}: expected FIELD=V1,V2,... with FIELD a numeric sampling setting ({numeric})")
+            raise SettingsError(
+                f"--grid part {part!r}: expected FIELD=V1,V2,... with FIELD a numeric sampling setting ({numeric})"
+            )
         try:
             axes[name] = [FIELD[name].cast(v) for v in values.split(",") if v.strip()]
         except SettingsError as exc:

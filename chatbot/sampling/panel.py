@@ -1,4 +1,4 @@
-"""What a settings panel (the web app's, or any UI's) needs, as plain values: no widget library here.
+"""What a settings panel (the web app's, or any UI's) needs, as plain values: no widget library here::
 
     sections(strategy)                 # [(group label, [FieldSpec, ...]), ...] in the order samplers run
     settings_from_values(base, {"temperature": "0.9", "seed": ""})   # cast by each field's type, then adjusted

@@ -113,7 +113,7 @@ class SamplingSettings:
     )  # fmt: skip
     presence_penalty: float = setting(
         0.0, kind="float", neutral=0.0, low=-2.0, high=2.0, step=0.05, label="Presence penalty", group="penalties",
-        applied_by="processor", short="presence", help="subtract this from the logit of every token already in the reply",
+        applied_by="processor", short="presence", help="subtract this from each logit of a token already in the reply",
     )  # fmt: skip
     frequency_penalty: float = setting(
         0.0, kind="float", neutral=0.0, low=-2.0, high=2.0, step=0.05, label="Frequency penalty", group="penalties",
@@ -355,7 +355,9 @@ def implied_values(values: dict[str, Any], changed: set[str] = frozenset()) -> d
     for name, most in clamps.items():
         if isinstance(most, int) and isinstance(values.get(name), int) and values[name] > most:
             if name in changed:
-                logger.info("%s=%s lowered to %s (what strategy=%s allows)", name, values[name], most, values["strategy"])
+                logger.info(
+                    "%s=%s lowered to %s (what strategy=%s allows)", name, values[name], most, values["strategy"]
+                )
             values[name] = most
     return values
 
