@@ -269,7 +269,7 @@ def run(bot: Chatbot, repeats: int) -> dict[str, float]:
     report("(e) lean decode loop (chatbot.fastdecode)", fast_s, NEW_TOKENS)
     same = "the same tokens" if results["fast"] == results["generate"] else "DIFFERENT tokens"
     print(f"  ((e) and (d) drew {same} from seed {settings.seed})")
-    print(f"  (reply path served by: {reply.timings.to_dict().get('path', 'generate')})")
+    print(f"  (reply path served by: {', '.join(sorted({c.path for c in reply.candidates}))})")
     print("start-up (first call in this process):")
     print(f"  (d) generate {startup['generate'] * 1000:.0f} ms, (e) lean loop {startup['fast'] * 1000:.0f} ms "
           f"(a steady call: {generate_s * 1000:.0f} / {fast_s * 1000:.0f} ms)")  # fmt: skip
