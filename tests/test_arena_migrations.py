@@ -97,7 +97,7 @@ def test_first_release_store_migrates_without_losing_a_vote(v1_store):
     assert (fallback.provenance_a, fallback.provenance_b) == ("unknown", "fallback")
     assert identical.identical and not plain.identical
     assert [v.fingerprint for v in votes] == ["runs/x@", "runs/x@", "@", "runs/y@"]
-    assert [m.fingerprint for m in store.models()] == ["runs/y@", "@", "runs/x@"]
+    assert [m.fingerprint for m in store.models()] == ["runs/x@", "@", "runs/y@"]  # most votes first
     # the new store works as usual, and the kinds registry (not a CHECK) now validates winners
     store.add(Vote("A", GREEDY, GREEDY, TOP_P, TOP_P, "a", "b", fingerprint="runs/x@abc"))
     assert store.count() == 5 and store.count("runs/x@") == 2

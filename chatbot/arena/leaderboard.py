@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -247,16 +248,18 @@ def leaderboard(
 
 
 class IntervalCache:
-    """Bootstrap intervals computed off the request path, one job at a time, remembered per set of votes.
+    """Bootstrap intervals computed off the request path, remembered per set of votes.
 
-    ``get`` returns the intervals when they are ready and otherwise starts computing them (if not
-    already) and returns None: the caller shows "updating" and asks again later.
+    ``get`` returns the intervals when they are ready; otherwise it asks for them and returns None,
+    and the caller shows "updating". One background thread computes them; while it works, only the
+    latest request waits (votes arriving meanwhile do not queue one job each).
     """
 
     def __init__(self, rounds: int = 200, seed: int = 0, keep: int = 8):
         self.rounds, self.seed, self.keep = rounds, seed, keep
         self._done: OrderedDict[tuple, tuple[Intervals, Intervals]] = OrderedDict()
-        self._running: dict[tuple, Future] = {}
+        self._wanted: tuple | None = None  # the latest key asked for and not computed yet
+        self._running: Future | None = None
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-intervals")
 
@@ -269,34 +272,39 @@ class IntervalCache:
             if key in self._done:
                 self._done.move_to_end(key)
                 return self._done[key]
-            if key not in self._running:
-                self._running[key] = self._pool.submit(self._compute, key)
+            self._wanted = key
+            if self._running is None or self._running.done():
+                self._running = self._pool.submit(self._work)
         return None
 
     def wait(self, tallies: Sequence[Tally], include_flagged: bool, timeout: float | None = None):
-        """Block until the intervals of these votes are ready (tests, the CLI report)."""
-        key = self._key(tallies, include_flagged)
-        self.get(tallies, include_flagged)
-        with self._lock:
-            future = self._running.get(key)
-        if future is not None:
-            future.result(timeout)
-        return self.get(tallies, include_flagged)
-
-    def _compute(self, key: tuple) -> None:
-        tallies, include_flagged = key
-        try:
-            result = board_intervals(list(tallies), include_flagged, self.rounds, self.seed)
-        except Exception:
-            logger.exception("bootstrap intervals failed")
-            raise
-        finally:
+        """Block until the intervals of these votes are ready (tests, benchmarks)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (ready := self.get(tallies, include_flagged)) is None:
             with self._lock:
-                self._running.pop(key, None)
-        with self._lock:
-            self._done[key] = result
-            while len(self._done) > self.keep:
-                self._done.popitem(last=False)
+                running = self._running
+            if running is not None:
+                running.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return ready
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                key, self._wanted = self._wanted, None
+                if key is None or key in self._done:
+                    if key is None:
+                        return
+                    continue
+            tallies, include_flagged = key
+            try:
+                result = board_intervals(list(tallies), include_flagged, self.rounds, self.seed)
+            except Exception:
+                logger.exception("bootstrap intervals failed")
+                raise
+            with self._lock:
+                self._done[key] = result
+                while len(self._done) > self.keep:
+                    self._done.popitem(last=False)
 
 
 def _interval(low: float | None, high: float | None, votes: int) -> str:

@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from chatbot.arena.kinds import points
+from chatbot.bootstrap import percentile_interval
 
 BASE_RATING = 1000.0
 ELO_SCALE = 400.0 / math.log(10)  # rating points per unit of natural-log strength
@@ -186,7 +187,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
 
 
-def _newton(design: _Design, weights: np.ndarray, prior: float, tol: float, max_iter: int) -> np.ndarray:
+def _newton(
+    design: _Design, weights: np.ndarray, prior: float, tol: float, max_iter: int, start: np.ndarray | None = None
+) -> np.ndarray:
     """Maximise the penalised log-likelihood for each row of ``weights`` (R, G); returns (R, P) parameters.
 
     Log-likelihood: sum_g w_g [s_g log p_g + (1 - s_g) log(1 - p_g)], p_g = sigmoid(X_g . beta),
@@ -195,7 +198,7 @@ def _newton(design: _Design, weights: np.ndarray, prior: float, tol: float, max_
     """
     X, s, k = design.X, design.score, design.players
     r, p = weights.shape[0], X.shape[1]
-    beta = np.zeros((r, p))
+    beta = np.zeros((r, p)) if start is None else np.repeat(start[None, :], r, axis=0)  # (R, P)
     ridge = 1e-9 * np.eye(p)  # with prior 0 the ratings are defined up to a shift: pick the smallest step
     diag = np.arange(k)
     for _ in range(max_iter):
@@ -260,9 +263,9 @@ def bootstrap(
     rng = np.random.default_rng(seed)
     # a resample of the votes with replacement is a multinomial count of each tally's votes
     draws = rng.multinomial(total, design.n / total, size=rounds).astype(float)  # (R, G)
-    beta = _newton(design, draws, prior, 1e-6, 100)
-    tail = (1 - level) / 2
-    low, high = np.quantile(beta, [tail, 1 - tail], axis=0)  # linear interpolation between order statistics
+    point = _newton(design, design.n[None, :], prior, 1e-8, 100)[0]
+    beta = _newton(design, draws, prior, 1e-6, 100, start=point)  # resamples start at the point fit: few steps
+    low, high = percentile_interval(beta, level)  # over the resamples, per parameter
     ratings = {
         name: (BASE_RATING + ELO_SCALE * float(low[i]), BASE_RATING + ELO_SCALE * float(high[i]))
         for name, i in index.items()

@@ -109,6 +109,14 @@ def _row_to_vote(row: sqlite3.Row) -> Vote:
     return Vote(**data)
 
 
+def _insert(conn: sqlite3.Connection, vote: Vote) -> int:
+    values = {c: getattr(vote, c) for c in _COLUMNS if c != "conversation_json"}
+    values["conversation_json"] = json.dumps(vote.conversation, ensure_ascii=False)
+    values["blind"], values["swapped"], values["identical"] = int(vote.blind), int(vote.swapped), int(vote.identical)
+    placeholders = ", ".join(f":{c}" for c in _COLUMNS)
+    return int(conn.execute(f"INSERT INTO votes ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values).lastrowid)
+
+
 def _scope(fingerprint: str | None) -> tuple[str, tuple]:
     """A WHERE clause for one model's votes (None: every model's)."""
     return ("", ()) if fingerprint is None else ("WHERE fingerprint = ?", (fingerprint,))
@@ -120,7 +128,6 @@ class ModelVotes:
 
     fingerprint: str
     votes: int
-    last_vote: str  # created_at of the newest
 
 
 class VoteStore:
@@ -171,19 +178,17 @@ class VoteStore:
 
     def add(self, vote: Vote) -> int:
         """Store one vote durably; returns its id (also set on ``vote``)."""
-        values = {c: getattr(vote, c) for c in _COLUMNS if c != "conversation_json"}
-        values["conversation_json"] = json.dumps(vote.conversation, ensure_ascii=False)
-        values["blind"], values["swapped"], values["identical"] = (
-            int(vote.blind),
-            int(vote.swapped),
-            int(vote.identical),
-        )
-        placeholders = ", ".join(f":{c}" for c in _COLUMNS)
         with self._transaction() as conn:
-            cursor = conn.execute(f"INSERT INTO votes ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values)
-            vote.id = int(cursor.lastrowid)
+            vote.id = _insert(conn, vote)
         logger.info("vote %d stored: %s (%s)", vote.id, vote.winner, "blind" if vote.blind else "open")
         return vote.id
+
+    def add_many(self, votes: list[Vote]) -> int:
+        """Store votes in one transaction (an import, a benchmark); returns how many."""
+        with self._transaction() as conn:
+            for vote in votes:
+                vote.id = _insert(conn, vote)
+        return len(votes)
 
     def votes(self, fingerprint: str | None = None) -> list[Vote]:
         """All votes (of one model fingerprint, or of every model), oldest first."""
@@ -213,10 +218,10 @@ class VoteStore:
         return tallies_from_rows(rows)
 
     def models(self) -> list[ModelVotes]:
-        """Every model fingerprint with votes, the most recently voted first."""
-        query = "SELECT fingerprint, COUNT(*), MAX(created_at), MAX(id) FROM votes GROUP BY fingerprint ORDER BY 4 DESC"
+        """Every model fingerprint with votes, the most voted first (read from the tallies: fast)."""
+        query = "SELECT fingerprint, SUM(n) FROM vote_tallies GROUP BY fingerprint ORDER BY 2 DESC, 1"
         with self._connect() as conn:
-            return [ModelVotes(fp, int(n), last) for fp, n, last, _ in conn.execute(query)]
+            return [ModelVotes(fp, int(n)) for fp, n in conn.execute(query)]
 
     def clear(self, fingerprint: str | None = None) -> int:
         """Delete one model fingerprint's votes (None: every vote); returns how many there were."""
