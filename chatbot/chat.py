@@ -25,8 +25,14 @@ import threading
 
 from chatbot.backends.options import add_backend_arguments, load_bot, options_from_args
 from chatbot.dataclass_cli import plain_text
-from chatbot.errors import ChatbotError, SettingsError
-from chatbot.sampling import FIELD_NAMES, SamplingSettings, add_sampling_arguments, preset_name, settings_from_args
+from chatbot.errors import ChatbotError
+from chatbot.sampling import (
+    SamplingSettings,
+    add_sampling_arguments,
+    parse_assignment,
+    preset_name,
+    settings_from_args,
+)
 
 # in-chat command -> what it does; the greeting line and ``chat --help`` are built from this
 IN_CHAT_COMMANDS = {
@@ -67,19 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_assignments(items: list[str], settings: SamplingSettings) -> SamplingSettings:
-    """``["temperature=0.9", "seed=none"]`` applied to settings (values parsed as JSON, else text)."""
-    changes = {}
+    """``["temperature=0.9", "avoid_words=cat,", "dog"]`` applied to settings, each value cast by its field.
+
+    The items are the command's words: a word without ``=`` continues the previous value, so a word
+    list typed with spaces after its commas (``avoid_words=cat, dog``) stays one value.
+    """
+    assignments: list[str] = []
     for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in FIELD_NAMES:
-            raise SettingsError(f"{item!r}: write field=value with a field from {', '.join(FIELD_NAMES)}")
-        text = text.strip()
-        try:
-            changes[key] = None if text.lower() in ("none", "null") else json.loads(text)
-        except json.JSONDecodeError:
-            changes[key] = text  # strategy=beam
-    return settings.replace(**changes)
+        if "=" not in item and assignments:
+            assignments[-1] += " " + item
+        else:
+            assignments.append(item)
+    return settings.adjust(**dict(map(parse_assignment, assignments)))
 
 
 def show_reply(conversation, text: str, settings: SamplingSettings, out=None) -> None:

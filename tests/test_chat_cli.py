@@ -111,6 +111,17 @@ def test_parse_assignments():
         parse_assignments(["colour=red"], PRESETS["top-p"])
 
 
+def test_parse_assignments_casts_by_field_type_and_keeps_word_lists_whole():
+    settings = parse_assignments("avoid_words=cat,dog min-p=0.05 top_k=20".split(), PRESETS["top-p"])
+    assert (settings.avoid_words, settings.min_p, settings.top_k) == (("cat", "dog"), 0.05, 20)
+    spaced = parse_assignments("avoid_words=cat, big dog temperature=0.9".split(), PRESETS["top-p"])
+    assert spaced.avoid_words == ("cat", "big dog") and spaced.temperature == 0.9
+    # greedy implies one reply, as the --strategy flag does
+    assert parse_assignments(["strategy=greedy"], PRESETS["top-p"]).num_candidates == 1
+    with pytest.raises(SettingsError, match="temperature='hot' is invalid: expected a number"):
+        parse_assignments(["temperature=hot"], PRESETS["top-p"])
+
+
 def test_terminal_rendering_of_a_withdrawn_reply():
     import io
 
