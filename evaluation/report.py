@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatbot.rerankers import ranks_by_coherence
+from chatbot.sampling import FIELD
 from evaluation import plots
 from evaluation.failures import LABELS, examples_of
 from evaluation.pipeline import EvaluationResult
@@ -156,12 +157,25 @@ def differences_section(result: EvaluationResult) -> list[Block]:
     ]
 
 
+def grid_title(axes: dict[str, list[float]]) -> str:
+    """The grid's heading from its fields' labels, in --grid order: 'Temperature × top-p grid'."""
+    labels = []
+    for i, name in enumerate(axes):
+        spec = FIELD.get(name)
+        label = spec.label.split(" (")[0] if spec else name  # 'Top-p (nucleus)' -> 'Top-p'
+        # lower-case inside the heading, but keep acronyms ('DRY multiplier', 'XTC threshold')
+        if i and label[1:2].islower():
+            label = label[0].lower() + label[1:]
+        labels.append(label)
+    return " × ".join(labels) + " grid"
+
+
 def grid_section(result: EvaluationResult, files: dict[str, str]) -> list[Block]:
     if not result.grid_axes:
         return []
     axes = "; ".join(f"{k} = {', '.join(f'{v:g}' for v in vs)}" for k, vs in result.grid_axes.items())
     return [
-        Block("h2", "Temperature × top-p grid"),
+        Block("h2", grid_title(result.grid_axes)),
         Block("p", f"Grid around the reference's sampling settings: {axes}. Each cell is one setting."),
         Block("img", files["heatmap"], headers=["Heatmaps over the sampling grid"]),
     ]

@@ -161,6 +161,14 @@ def test_parse_grid():
     assert [s.name for s in specs] == ["greedy", "top-p"] and reference == "top-p"  # the reference always runs
 
 
+def test_grid_heading_names_the_grid_fields():
+    from evaluation.report import grid_title
+
+    assert grid_title(parse_grid("temperature=0.7,1.0;top_p=0.9")) == "Temperature × top-p grid"
+    assert grid_title(parse_grid("min_p=0.02,0.05;temperature=0.7,1.5")) == "Min-p × temperature grid"
+    assert grid_title(parse_grid("temperature=1;dry_multiplier=0,0.8")) == "Temperature × DRY multiplier grid"
+
+
 def test_votes_summary_errors(tmp_path, votes_file):
     with pytest.raises(ChatbotError, match="no such vote file"):
         summarise_votes(tmp_path / "missing.sqlite3")
