@@ -376,12 +376,12 @@ def fast_decode(
             cache.put(i * n + j, layers)
         first += [logits] * n
     batch = len(lengths)
-    rows = torch.arange(batch)  # the live rows, as indices into the original batch
+    rows = torch.arange(batch, device=lean.wte.device)  # the live rows, as indices into the original batch
     logits = torch.stack(first)
     positions = cache.lengths.clone()  # position ids continue each prompt (generate: cumsum of the mask)
     tokens: list[list[int]] = [[] for _ in range(batch)]
     logprobs: list[list[float]] = [[] for _ in range(batch)]
-    stops = torch.tensor(plan.stop_ids or [-1])
+    stops = torch.tensor(plan.stop_ids or [-1], device=lean.wte.device)
     for step in range(plan.max_new_tokens):
         chosen = choose(filter_scores(logits, plan, step), plan, rows, batch)
         picked = torch.log_softmax(logits, -1).gather(1, chosen[:, None])[:, 0]

@@ -24,6 +24,7 @@ class Timing:
     seconds: float
     contexts: int
     new_tokens: int
+    paths: frozenset[str] = frozenset()  # the decoders that served the replies (fast, generate)
 
     @property
     def contexts_per_s(self) -> float:
@@ -41,7 +42,8 @@ def time_replies(bot, contexts: list[list[str]], settings, batch_size: int) -> T
     for start in range(0, len(contexts), batch_size):
         replies += bot.reply_batch(contexts[start : start + batch_size], settings, batch_size=batch_size)
     seconds = time.perf_counter() - started
-    return Timing(seconds, len(contexts), sum(r.timings.new_tokens for r in replies))
+    paths = frozenset(c.path for r in replies for c in r.candidates)
+    return Timing(seconds, len(contexts), sum(r.timings.new_tokens for r in replies), paths)
 
 
 def time_generation(bot, contexts: list[list[str]], settings, batch_size: int) -> Timing:
@@ -50,7 +52,7 @@ def time_generation(bot, contexts: list[list[str]], settings, batch_size: int) -
 
     prompts = [bot.build_prompt(c, (), settings, bot.filters).input_ids for c in contexts]
     started = time.perf_counter()
-    tokens = 0
+    tokens, paths = 0, set()
     for start in range(0, len(prompts), batch_size):
         result = generate_candidates(
             bot.model,
@@ -61,7 +63,8 @@ def time_generation(bot, contexts: list[list[str]], settings, batch_size: int) -
             pad_id=bot.pad_id,
         )
         tokens += result.new_tokens
-    return Timing(time.perf_counter() - started, len(contexts), tokens)
+        paths |= {c.path for cs in result.candidates for c in cs}
+    return Timing(time.perf_counter() - started, len(contexts), tokens, frozenset(paths))
 
 
 def bench_contexts(source: str, split: str, count: int, seed: int) -> list[list[str]]:
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, t in ((f"batched ({args.batch_size})", batched), ("one at a time", single)):
             print(
                 f"  {label:>15}: {t.seconds:7.1f} s  {t.contexts_per_s:6.2f} contexts/s  {t.tokens_per_s:7.1f} tokens/s"
+                f"  (served by {', '.join(sorted(t.paths)) or 'nothing'})"
             )
         # sampled replies differ between the runs (the batch changes the random draws), so the
         # tokens/s ratio is printed too; the time ratio is what an evaluation run feels
