@@ -45,26 +45,11 @@ def jsonl_file(tmp_path, dialogues):
 
 def build_tiny_chatbot(folder, texts, n_layer=2, n_embd=32, context=128, seed=0):
     """A randomly initialised tiny GPT-2 chatbot checkpoint (what ``chatbot train`` writes, untrained)."""
-    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
-
-    from chatbot.format import TokenIds
+    from training.model import new_gpt2
     from training.tokenizer import train_bpe_tokenizer
 
-    torch.manual_seed(seed)
     tokenizer = train_bpe_tokenizer(texts, vocab_size=400)
-    ids = TokenIds.from_tokenizer(tokenizer)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=context,
-        n_embd=n_embd,
-        n_layer=n_layer,
-        n_head=2,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=ids.pad,
-    )
-    model = GPT2LMHeadModel(config)
-    model.generation_config = GenerationConfig(eos_token_id=[ids.eot, ids.eos], pad_token_id=ids.pad)
+    model = new_gpt2(tokenizer, n_layer=n_layer, n_embd=n_embd, n_head=2, context=context, seed=seed)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     ChatbotSettings(format=DialogueFormat(max_history=5, max_length=context), loss="reply").save(folder)

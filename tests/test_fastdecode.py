@@ -17,11 +17,11 @@ TOP_K_P = {"do_sample": True, "temperature": 1.3, "top_k": 30, "top_p": 0.8}
 def random_gpt2(seed: int = 0):
     """A random 2-layer GPT-2 with large initial weights: unlike a default-initialised one, it does not
     repeat one token forever, so a wrong cache or position shows in its replies."""
-    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+    from transformers import GenerationConfig
 
-    torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=2, n_head=2, initializer_range=0.3)
-    model = GPT2LMHeadModel(config).eval()
+    from training.model import new_gpt2
+
+    model = new_gpt2(vocab_size=300, context=64, seed=seed, initializer_range=0.3).eval()
     model.generation_config = GenerationConfig(eos_token_id=[298, 299], pad_token_id=0)
     return model
 

@@ -310,10 +310,9 @@ SPECS = {
 
 @pytest.fixture(scope="module")
 def tiny_gpt2():
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from training.model import new_gpt2
 
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).eval()
+    model = new_gpt2(vocab_size=50, n_layer=1, n_embd=16, context=1024, seed=0).eval()
     model.generation_config.pad_token_id = 0
     return model
 

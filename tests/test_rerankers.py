@@ -165,10 +165,9 @@ def test_unknown_reranker_is_refused_with_the_choices():
 
 
 def test_continuation_logprobs_batched_equals_one_at_a_time_on_a_real_gpt2():
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from training.model import new_gpt2
 
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=1, n_head=2)).eval()
+    model = new_gpt2(vocab_size=50, n_layer=1, n_embd=16, context=32, seed=0).eval()
     continuations = [[5, 6, 7, 8, 9], [10], [11, 12]]
     batched = continuation_logprobs(model, [3, 4], continuations, pad_id=0)
     alone = [continuation_logprobs(model, [3, 4], [c], pad_id=0)[0] for c in continuations]

@@ -38,17 +38,16 @@ def write_jsonl(path, dialogues, persona=None):
 def plain_gpt2(tmp_path_factory):
     """A tiny plain GPT-2 (no dialogue tokens) saved like a hub model, so --base-model loads it the same way."""
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
+
+    from training.model import new_gpt2
 
     folder = tmp_path_factory.mktemp("plain_gpt2")
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator([u for d in CHATTY for u in d] * 5, vocab_size=350, special_tokens=["<|endoftext|>"])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<|endoftext|>",
                                         eos_token="<|endoftext|>")  # fmt: skip
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2,
-                        bos_token_id=0, eos_token_id=0)  # fmt: skip
-    GPT2LMHeadModel(config).save_pretrained(folder)
+    new_gpt2(tokenizer, n_layer=1, context=64, seed=0).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
 

@@ -59,7 +59,7 @@ def phase(times: dict[str, float], name: str):
 
 def build_tokenizer_and_model(cfg: TrainConfig, train: list[Dialogue], main_process_first, resuming: bool):
     """Returns (tokenizer, model, settings) for the three starting points."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if cfg.init_from:
         if ChatbotSettings.load(cfg.init_from) is None:
@@ -81,13 +81,9 @@ def build_tokenizer_and_model(cfg: TrainConfig, train: list[Dialogue], main_proc
                 texts = (t for d in train for t in [*d.turns, *d.persona])
                 tokenizer = train_bpe_tokenizer(texts, cfg.vocab_size)
                 tokenizer.save_pretrained(tokenizer_dir)
-        config = GPT2Config(
-            vocab_size=len(tokenizer), n_positions=context, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
-            resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )  # fmt: skip
-        model = GPT2LMHeadModel(config)
+        from training.model import new_gpt2
+
+        model = new_gpt2(tokenizer, n_layer=n_layer, n_embd=n_embd, n_head=n_head, context=context, dropout=cfg.dropout)
         base = f"from scratch ({n_layer} layers x {n_embd}, context {context}, vocab {len(tokenizer)})"
     else:
         try:

@@ -198,7 +198,7 @@ def history_of_length(bot: Chatbot, settings: SamplingSettings, tokens: int) -> 
 def build_random_model(spec: str) -> Chatbot:
     """An untrained GPT-2 of shape LAYERSxWIDTH[xVOCAB], same speed as a trained one of that shape."""
     from chatbot.checkpoint import ChatbotSettings, LoadedModel
-    from chatbot.format import DialogueFormat, TokenIds
+    from chatbot.format import DialogueFormat
     from training.tokenizer import train_bpe_tokenizer
 
     layers, width, *rest = (int(x) for x in spec.lower().split("x"))
@@ -210,21 +210,9 @@ def build_random_model(spec: str) -> Chatbot:
     except ImportError:
         texts = [f"sentence number {i} about things" for i in range(5000)]
     tokenizer = train_bpe_tokenizer(texts, vocab_size=vocab)
-    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+    from training.model import new_gpt2
 
-    ids = TokenIds.from_tokenizer(tokenizer)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=256,
-        n_embd=width,
-        n_layer=layers,
-        n_head=max(1, width // 64),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=ids.pad,
-    )
-    model = GPT2LMHeadModel(config).eval()
-    model.generation_config = GenerationConfig(eos_token_id=[ids.eot, ids.eos], pad_token_id=ids.pad)
+    model = new_gpt2(tokenizer, n_layer=layers, n_embd=width, n_head=max(1, width // 64), context=256).eval()
     settings = ChatbotSettings(format=DialogueFormat(max_history=5, max_length=256))
     return Chatbot(LoadedModel(model=model, tokenizer=tokenizer, path=f"untrained GPT-2 {spec}", settings=settings))
 
