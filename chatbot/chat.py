@@ -136,6 +136,20 @@ def describe(bot, settings: SamplingSettings) -> str:
     return "\n".join(lines)
 
 
+def save_conversation(conversation, path: str) -> str:
+    """``/save PATH``: append the conversation to a JSONL file; the line to show. A failed save
+    leaves the conversation as it was, so the user can retry with another path."""
+    if not path:
+        raise ChatbotError("/save needs a file path, e.g. /save chats.jsonl")
+    if os.path.isdir(os.path.expanduser(path)):
+        raise ChatbotError(f"/save {path}: that is a folder; give a file path, e.g. /save {os.path.join(path, 'chats.jsonl')}")
+    try:
+        return f"[saved to {conversation.save(os.path.expanduser(path))}]"
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ChatbotError(f"/save {path}: cannot write there ({reason}); the conversation is kept, try another path") from exc
+
+
 def interactive(bot, conversation, settings: SamplingSettings) -> int:
     print(f"chatting with {bot.name} ({settings.describe()}). {COMMANDS_HELP}")
     while True:
@@ -159,9 +173,7 @@ def interactive(bot, conversation, settings: SamplingSettings) -> int:
                         settings = parse_assignments(rest.split(), settings)
                     print(describe(bot, settings))
                 elif command == "/save":
-                    if not rest.strip():
-                        raise ChatbotError("/save needs a file path, e.g. /save chats.jsonl")
-                    print(f"[saved to {conversation.save(rest.strip())}]")
+                    print(save_conversation(conversation, rest.strip()))
                 else:
                     print(f"unknown command {command}; {COMMANDS_HELP}")
             except ChatbotError as exc:
@@ -193,9 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from chatbot.conversation import Conversation, load_examples
+    from chatbot.dialogues import load_conversations
 
     hf_logging.set_verbosity_error()  # transformers' one-time hints would interleave with the chat text
     examples = load_examples(args.examples) if args.examples else ()
+    if args.resume:
+        load_conversations(args.resume)  # a missing or broken file fails before the slow model load
     bot = load_bot(backend, args.model, device=args.device, sampling=settings, examples=examples)
     if args.resume:
         conversation = Conversation.load(bot, args.resume)

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from chatbot.checkpoint import SETTINGS_FILE, ChatbotSettings, load_chatbot, model_context
+from chatbot.checkpoint import SETTINGS_FILE, ChatbotSettings, hub_load_options, load_chatbot, model_context
 from chatbot.errors import DataError, ModelLoadError, SettingsError
 from chatbot.format import IGNORE_INDEX, DialogueFormat, TokenIds, add_special_tokens
 from training.config import TrainConfig
@@ -57,8 +57,12 @@ def phase(times: dict[str, float], name: str):
         times[name] = round(times.get(name, 0.0) + time.perf_counter() - start, 1)
 
 
-def build_tokenizer_and_model(cfg: TrainConfig, train: list[Dialogue], main_process_first, resuming: bool):
-    """Returns (tokenizer, model, settings) for the three starting points."""
+def build_tokenizer_and_model(
+    cfg: TrainConfig, train: list[Dialogue], main_process_first, resuming: bool, hub: dict | None = None
+):
+    """Returns (tokenizer, model, settings) for the three starting points; ``hub``: from_pretrained options
+    for --base-model (see :func:`chatbot.checkpoint.hub_load_options`)."""
+    hub = hub or {}
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if cfg.init_from:
@@ -87,8 +91,8 @@ def build_tokenizer_and_model(cfg: TrainConfig, train: list[Dialogue], main_proc
         base = f"from scratch ({n_layer} layers x {n_embd}, context {context}, vocab {len(tokenizer)})"
     else:
         try:
-            tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
-            model = AutoModelForCausalLM.from_pretrained(cfg.base_model, use_safetensors=True)
+            tokenizer = AutoTokenizer.from_pretrained(cfg.base_model, **hub)
+            model = AutoModelForCausalLM.from_pretrained(cfg.base_model, use_safetensors=True, **hub)
         except OSError as exc:
             first = (str(exc).strip().splitlines() or ["not found"])[0]
             raise ModelLoadError(f"cannot load base model {cfg.base_model!r}: {first}") from exc
@@ -183,19 +187,21 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
 
     ``metrics["phase_seconds"]`` holds the wall-clock time of each phase, in the order they ran.
     """
+    started, times = time.time(), {}
+    resume_from = check_output(cfg)
+    # before the slow imports and the data: an unreachable hub fails in a second, not after a minute of retries
+    hub = hub_load_options(cfg.base_model) if cfg.base_model else {}
+
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer
 
     from training.examples import build_dataset
-
-    started, times = time.time(), {}
-    resume_from = check_output(cfg)
     with phase(times, "load data"):
         train_dialogues, valid_dialogues, test_dialogues, notes = load_splits(cfg)
     args = training_arguments(cfg, has_eval=bool(valid_dialogues))
     with phase(times, "tokenizer and model"):
         tokenizer, model, settings = build_tokenizer_and_model(
-            cfg, train_dialogues, args.main_process_first, resuming=resume_from is not None
+            cfg, train_dialogues, args.main_process_first, resuming=resume_from is not None, hub=hub
         )
         settings = apply_overrides(cfg, settings, model, train_dialogues)
 
