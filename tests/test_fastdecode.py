@@ -175,3 +175,31 @@ def test_hooks_and_an_own_generate_go_to_generate():
     hook.remove()
     model.generate = lambda **kw: None  # a wrapper around generate: it must keep being called
     assert "its own generate" in decode_plan(model, kwargs(model, GREEDY), [4])
+
+
+def test_reply_path_and_stream_name_the_fast_path_and_stop_on_request(tiny_chatbot):
+    import threading
+
+    from chatbot.generation import GenerationStream, generate_candidates, stop_token_ids
+    from chatbot.sampling import PRESETS
+
+    lm = load_chatbot(tiny_chatbot)
+    stops = stop_token_ids(lm.tokenizer, dialogue=True)
+    prompt = lm.tokenizer.encode("hi, how are you?")
+    settings = PRESETS["top-p"].replace(max_new_tokens=8, seed=1)
+    result = generate_candidates(lm.model, lm.tokenizer, [prompt], settings, stop_ids=stops, pad_id=lm.ids.pad)
+    assert [c.path for c in result.candidates[0]] == ["fast"] * settings.num_candidates
+    assert result.candidates[0][0].to_dict()["path"] == "fast"
+
+    cancel = threading.Event()
+    cancel.set()  # Stop pressed before the first token: the loop checks it after each token
+    stream_settings = settings.replace(num_candidates=1, max_new_tokens=30, min_new_tokens=30)
+    stream = GenerationStream(lm.model, lm.tokenizer, prompt, stream_settings, stop_ids=stops, pad_id=lm.ids.pad,
+                              cancel_event=cancel)  # fmt: skip
+    list(stream)
+    assert stream.path == "fast" and stream.result.path == "fast"
+    assert stream.cancelled and not stream.result.finished and stream.result.n_tokens == 1
+
+    whole = GenerationStream(lm.model, lm.tokenizer, prompt, stream_settings, stop_ids=stops, pad_id=lm.ids.pad)
+    text = "".join(whole)
+    assert whole.result.n_tokens == 30 and text.strip() == whole.result.text  # every token streamed, then ended
