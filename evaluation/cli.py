@@ -127,12 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         "model": bot.backend.describe()["label"],
         "wordnet": dataclasses.asdict(wordnet_status),
         "embedder": getattr(embedder, "name", None) if embedder is not None else "none",
+        "keywords_from_reference": config.keywords_from_reference,
     }
     if config.replay:
         source = replay_source(config.replay)
         logger.info("rescoring the replies of %s (nothing is generated)", config.replay)
     else:
-        source = chatbot_source(bot, config.batch_size, config.progress)
+        source = chatbot_source(bot, config.batch_size, config.progress, config.keywords_from_reference)
     result = evaluate(config, dialogues, source, embedder, wordnet, coherence, failures, multiturn, meta=meta)
     if config.replay:
         keep_timings(result, config.replay)

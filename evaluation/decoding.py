@@ -15,6 +15,7 @@ from chatbot.errors import ChatbotError
 from chatbot.format import reply_positions
 from chatbot.sampling import SamplingSettings
 from evaluation.failures import is_profanity_reason
+from evaluation.keywords import reference_keyword
 from evaluation.runner import Example, Generated, ReplySource
 
 
@@ -29,8 +30,15 @@ def to_generated(reply) -> Generated:
     )
 
 
-def chatbot_source(bot, batch_size: int = 16, progress: bool = True) -> ReplySource:
-    """A reply source on a :class:`chatbot.conversation.Chatbot`; one ``reply_batch`` call per batch."""
+def chatbot_source(
+    bot, batch_size: int = 16, progress: bool = True, keywords_from_reference: bool = False
+) -> ReplySource:
+    """A reply source on a :class:`chatbot.conversation.Chatbot`; one ``reply_batch`` call per batch.
+
+    ``keywords_from_reference``: each context's reply is steered to its own keyword
+    (:func:`evaluation.keywords.reference_keyword`); a keyword is a setting, so such contexts are
+    decoded one ``reply_batch`` call each.
+    """
     from tqdm.auto import tqdm
 
     def source(examples: Sequence[Example], settings) -> list[Generated]:
@@ -38,14 +46,24 @@ def chatbot_source(bot, batch_size: int = 16, progress: bool = True) -> ReplySou
         with tqdm(total=len(examples), desc=settings.describe(), unit="ctx", disable=not progress, leave=False) as bar:
             for start in range(0, len(examples), batch_size):
                 chunk = examples[start : start + batch_size]
-                replies = bot.reply_batch(
-                    [e.context for e in chunk], settings, personas=[e.persona for e in chunk], batch_size=batch_size
-                )
+                if keywords_from_reference:
+                    replies = [bot.generate_reply(e.context, persona=e.persona, settings=keyword_settings(settings, e))
+                               for e in chunk]  # fmt: skip
+                else:
+                    replies = bot.reply_batch(
+                        [e.context for e in chunk], settings, personas=[e.persona for e in chunk], batch_size=batch_size
+                    )
                 out += [to_generated(r) for r in replies]
                 bar.update(len(chunk))
         return out
 
     return source
+
+
+def keyword_settings(settings: SamplingSettings, example: Example) -> SamplingSettings:
+    """``settings`` with the example's reference keyword added to its keywords (unchanged when it has none)."""
+    keyword = reference_keyword(example.reference)
+    return settings.replace(keywords=(*settings.keywords, keyword)) if keyword else settings
 
 
 def _setting_key(identity: str) -> str:

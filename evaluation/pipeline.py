@@ -58,6 +58,13 @@ class EvalConfig:
     votes: str | None = field(
         default=None, metadata={"help": "the web app's votes.sqlite3 (or its --data-dir) to summarise"}
     )
+    keywords_from_reference: bool = field(
+        default=False,
+        metadata={
+            "help": "steer each reply to contain its context's keyword: the longest non-stopword of the recorded "
+            "reply (keyword-conditional generation at the settings' keyword_strength)"
+        },
+    )
     batch_size: int = field(default=16, metadata={"help": "contexts decoded per batched generate call"})
     threads: int | None = field(
         default=None,
