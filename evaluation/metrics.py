@@ -8,7 +8,8 @@ Every corpus-level metric here is built from *per-reply statistics* plus an aggr
 - distinct-n and entropy-4 keep each reply's n-grams as integer ids (:class:`NgramData`).
 
 Tokenisation for diversity and repetition is :func:`tokenize` (lower-cased words and punctuation
-marks); BLEU uses sacrebleu's own ``13a`` tokeniser and F1 ParlAI's ``normalize_answer``, so
+marks, so "Hi!" and "hi" share the n-gram "hi"); entropy is in nats (natural log), the unit of
+DialoGPT's ``dstc/metrics.py`` and Zhang et al.'s code, so Ent-4 compares with their tables. BLEU uses sacrebleu's own ``13a`` tokeniser and F1 ParlAI's ``normalize_answer``, so
 numbers are comparable with the papers that use those tools.
 """
 
@@ -152,26 +153,37 @@ class NgramData:
         return np.bincount(self.ids, weights=times) if len(self.ids) else np.zeros(0)
 
     def distinct(self, indices: np.ndarray | None = None) -> float:
-        """Distinct-n: distinct n-grams / all n-grams (Li et al., 2016)."""
+        """Distinct-n: distinct n-grams / all n-grams over all replies together (Li et al., 2016).
+
+        N-grams are of :func:`tokenize` tokens: lower-cased, each punctuation mark its own token,
+        apostrophes kept inside words. DialoGPT's ``calc_diversity`` splits on whitespace text that its
+        DSTC cleaning already lower-cased and tokenised the same way, except that it also splits
+        contractions ("don't" -> "do n't"), so the two agree on text without contractions.
+        """
         counts = self.counts(indices)
         total = counts.sum()
         return float((counts > 0).sum() / total) if total else 0.0
 
     def entropy(self, indices: np.ndarray | None = None) -> float:
-        """Shannon entropy (bits) of the n-gram distribution (Zhang et al., 2018 report n=4)."""
+        """Shannon entropy, in nats, of the n-gram distribution (Zhang et al., 2018 report n=4).
+
+        Natural log, as in DialoGPT's ``dstc/metrics.py`` ``calc_entropy``: divide by ln 2 for bits.
+        """
         counts = self.counts(indices)
         total = counts.sum()
         if not total:
             return 0.0
         p = counts[counts > 0] / total
-        return float(-(p * np.log2(p)).sum())
+        return float(-(p * np.log(p)).sum())
 
 
 def distinct_n(replies: Sequence[str], n: int) -> float:
+    """Distinct-n of a set of replies (see :meth:`NgramData.distinct` for the tokenisation)."""
     return NgramData.from_replies(replies, n).distinct()
 
 
 def entropy_n(replies: Sequence[str], n: int = 4) -> float:
+    """Entropy-n in nats of a set of replies' n-grams (Ent-4 with the default n)."""
     return NgramData.from_replies(replies, n).entropy()
 
 

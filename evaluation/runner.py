@@ -49,7 +49,7 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("off_topic", "off-topic", False, ".1%", "share of replies below the off-topic threshold"),
     MetricInfo("distinct_1", "distinct-1", True, ".3f", "distinct unigrams / unigrams over all replies"),
     MetricInfo("distinct_2", "distinct-2", True, ".3f", "distinct bigrams / bigrams over all replies"),
-    MetricInfo("entropy_4", "entropy-4", True, ".2f", "entropy (bits) of the 4-gram distribution"),
+    MetricInfo("entropy_4", "entropy-4", True, ".2f", "entropy (nats, natural log) of the 4-gram distribution"),
     MetricInfo("self_bleu", "self-BLEU", False, ".1f", "BLEU of each reply vs the setting's other replies"),
     MetricInfo("length", "length", None, ".1f", "mean words per reply"),
     MetricInfo("repeated_3gram", "repeated 3-grams", False, ".3f", "share of a reply's 3-grams that repeat"),

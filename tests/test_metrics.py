@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +64,32 @@ def test_distinct_and_entropy_hand_computed():
     # unigrams a b a a c: 3 distinct of 5; bigrams (a b)(b a)(a c): 3 of 3
     assert m.distinct_n(replies, 1) == pytest.approx(3 / 5)
     assert m.distinct_n(replies, 2) == pytest.approx(1.0)
-    # unigram distribution a 3/5, b 1/5, c 1/5
-    expected = -(0.6 * math.log2(0.6) + 2 * 0.2 * math.log2(0.2))
-    assert m.entropy_n(replies, 1) == pytest.approx(expected)
+    # unigram distribution a 3/5, b 1/5, c 1/5: -(0.6 ln 0.6 + 2 * 0.2 ln 0.2) nats
+    assert m.entropy_n(replies, 1) == pytest.approx(0.9502705392, abs=1e-9)
+    # 4-grams (a b c d) twice and (b c d e) once: -(2/3 ln 2/3 + 1/3 ln 1/3) nats, not 0.918 bits
+    assert m.entropy_n(["a b c d e", "a b c d"], 4) == pytest.approx(0.6365141683, abs=1e-9)
     assert m.entropy_n(["one two three"], 4) == 0.0  # no 4-grams
     assert m.distinct_n([], 1) == 0.0
+
+
+def test_entropy_is_dialogpt_calc_entropy_on_tokenised_text():
+    """DialoGPT's dstc/metrics.py: whitespace n-grams, -sum v/total * (ln v - ln total)."""
+    replies = ["i do not know . how about you ?", "i do not know , really", "how about a walk ?"]
+    for n in (1, 2, 3, 4):
+        counts = Counter(" ".join(w[i : i + n]) for r in replies for w in [r.split()] for i in range(len(w) - n + 1))
+        total = sum(counts.values())
+        theirs = sum(-v / total * (math.log(v) - math.log(total)) for v in counts.values())
+        assert m.entropy_n(replies, n) == pytest.approx(theirs, rel=1e-12)
+
+
+def test_distinct_n_tokenisation_is_lower_cased_words_and_punctuation():
+    # tokens: hi ! hi , hi | don't stop ! -> 8 tokens; distinct: hi ! , don't stop
+    replies = ["Hi! hi, HI", "Don't stop!"]
+    assert m.tokenize(replies[1]) == ["don't", "stop", "!"]
+    assert m.distinct_n(replies, 1) == pytest.approx(5 / 8)
+    # bigrams: (hi !)(! hi)(hi ,)(, hi) | (don't stop)(stop !): 6 of 6
+    assert m.distinct_n(replies, 2) == pytest.approx(1.0)
+    assert m.distinct_n(["hi  there", "HI THERE"], 2) == pytest.approx(1 / 2)  # case and spacing do not count
 
 
 def test_ngram_data_resamples_like_the_corpus():
