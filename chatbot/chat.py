@@ -142,12 +142,15 @@ def save_conversation(conversation, path: str) -> str:
     if not path:
         raise ChatbotError("/save needs a file path, e.g. /save chats.jsonl")
     if os.path.isdir(os.path.expanduser(path)):
-        raise ChatbotError(f"/save {path}: that is a folder; give a file path, e.g. /save {os.path.join(path, 'chats.jsonl')}")
+        example = os.path.join(path, "chats.jsonl")
+        raise ChatbotError(f"/save {path}: that is a folder; give a file path, e.g. /save {example}")
     try:
         return f"[saved to {conversation.save(os.path.expanduser(path))}]"
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ChatbotError(f"/save {path}: cannot write there ({reason}); the conversation is kept, try another path") from exc
+        raise ChatbotError(
+            f"/save {path}: cannot write there ({reason}); the conversation is kept, try another path"
+        ) from exc
 
 
 def interactive(bot, conversation, settings: SamplingSettings) -> int:

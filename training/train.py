@@ -27,7 +27,8 @@ def load_splits(cfg: TrainConfig) -> tuple[list[Dialogue], list[Dialogue], list[
     """Train, valid and test dialogues from one read of the source (so its notices appear once);
     the valid and test splits may be missing (then no evaluation, no test perplexity)."""
     collected = collect(cfg.data, skip_bad=cfg.skip_bad)
-    notes = [f"skipped {len(collected.report.skipped)} bad dialogue(s) in {cfg.data}"] if collected.report.skipped else []
+    skipped = len(collected.report.skipped)
+    notes = [f"skipped {skipped} bad dialogue(s) in {cfg.data}"] if skipped else []
     train = select_split(collected, cfg.data, "train")
     if cfg.limit:
         train = train[: cfg.limit]
