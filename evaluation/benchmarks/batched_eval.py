@@ -1,10 +1,13 @@
-"""Benchmark: evaluation replies batched (16 contexts per ``generate`` call, left padding) vs one at a time.
+"""Benchmark: evaluation replies batched (16 contexts per decoding call) vs one at a time.
 
 Both runs go through the same reply path (:meth:`chatbot.conversation.Chatbot.reply_batch`: candidates,
 filters, ranking, retry) on the same contexts with the same settings and seed; only the batch
-size differs. Prints seconds, contexts/s, generated tokens/s and the ratio (target >= 4x on a
-2-core CPU). Run by hand, not in CI::
+size differs. Prints seconds, contexts/s, generated tokens/s, the decoder that served the replies
+(``fast``: :mod:`chatbot.fastdecode`, which prefills each prompt alone and drops finished rows;
+``generate``: one left-padded transformers call) and the ratio (target >= 4x, issue #14). Run by
+hand, never as a timed test::
 
+    python -m evaluation.benchmarks.batched_eval --contexts 32 --preset greedy --threads 1
     python -m evaluation.benchmarks.batched_eval --model runs/small --data chitchat --contexts 64
 """
 
