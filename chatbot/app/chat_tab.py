@@ -31,6 +31,7 @@ from chatbot.app.sessions import (
     save_chat,
     stream_chat,
 )
+from chatbot.errors import ChatbotError
 from chatbot.format import is_user_turn
 from chatbot.sampling import DEFAULT_PRESET, SamplingSettings
 
@@ -123,7 +124,10 @@ class ChatTab:
         if file is None:
             raise gr.Error("Choose a .jsonl conversation file to load.")
         path = file if isinstance(file, str) else getattr(file, "name", str(file))
-        session.chat = load_chat(self.registry.get(session.model), path)
+        try:
+            session.chat = load_chat(self.registry.get(session.model), path)
+        except ChatbotError as exc:  # name the file as the user knows it, not by the upload's temporary path
+            raise ChatbotError(str(exc).replace(str(path), Path(path).name)) from None
         session.last_reply = None
         turns = len(session.chat.turns)
         return (

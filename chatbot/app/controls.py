@@ -61,15 +61,26 @@ def sampling_panel(presets: dict[str, SamplingSettings], default: str, title: st
 
 
 def parse_seed(value) -> int | None:
-    """A seed box's value: blank or None is no seed."""
+    """A seed box's value: blank or None is no seed; "42" and 42.0 are 42.
+
+    Anything else (a fraction, "1e30", "inf", "nan", a negative number, text) is one line naming the range.
+    """
+    from chatbot.sampling import SEED_MAX
+
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    text = str(value).strip()
     try:
-        seed = int(float(value))
+        seed = int(text)  # exact for every integer; float() would round large seeds
     except ValueError:
-        raise ChatbotError(f"seed must be a whole number >= 0 or blank (got {value!r})") from None
-    if seed < 0:
-        raise ChatbotError(f"seed must be a whole number >= 0 or blank (got {value})")
+        try:
+            number = float(text)
+        except ValueError:
+            number = float("nan")
+        # 42.0 from a number box is 42; inf, nan and fractions are no seed
+        seed = int(number) if number.is_integer() else None
+    if seed is None or not 0 <= seed <= SEED_MAX:
+        raise ChatbotError(f"seed must be a whole number from 0 to {SEED_MAX}, or blank for a random one (got {text})")
     return seed
 
 

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 from pathlib import Path
 
 from chatbot.app.chat_app import ChatApp
@@ -26,6 +28,44 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
     if not sep or not user or not password:
         raise ChatbotError("--auth takes user:password (both non-empty)")
     return user, password
+
+
+def check_data_dir(path: Path, create: bool = False) -> Path:
+    """The data folder, refused in one line when it cannot be one (a file, no permission); ``create`` makes it."""
+    if path.exists() and not path.is_dir():
+        raise ChatbotError(f"--data-dir {path} is a file; give a folder (it is created if missing)")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ChatbotError(
+                f"--data-dir {path}: cannot create the folder ({exc.strerror}); give one you can write to"
+            ) from None
+    return path
+
+
+def check_port(host: str, port: int) -> None:
+    """Say in one line, before the model loads, why the app could not listen on ``host:port``.
+
+    Gradio's own message for a taken port is "Cannot find empty port in range", after loading;
+    binding a socket here finds a taken, privileged or out-of-range port, or an unknown host, at once.
+    """
+    if not 1 <= port <= 65535:
+        raise ChatbotError(f"--port must be between 1 and 65535 (got {port})")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror:
+        raise ChatbotError(f"--host {host!r} is not an address of this machine; try 127.0.0.1 or 0.0.0.0") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server binds it
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ChatbotError(
+                    f"port {port} on {host} is in use; choose another with --port, or stop the program using it"
+                ) from None
+            raise ChatbotError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,10 +91,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[AppConfig, tuple[str, str] | None]:
-    """The app's configuration and login from ``chatbot serve`` flags (a bad presets file or --auth raises)."""
+    """The app's configuration and login from ``chatbot serve`` flags (a bad presets file, --data-dir or --auth
+    raises)."""
     config = AppConfig(
         model=args.model,
-        data_dir=Path(args.data_dir).expanduser().resolve() if args.data_dir else default_data_dir(),
+        data_dir=check_data_dir(Path(args.data_dir).expanduser().resolve() if args.data_dir else default_data_dir()),
         presets=load_presets(args.presets_file),
         concurrency=max(1, args.concurrency),
     )
@@ -64,18 +105,22 @@ def config_from_args(args: argparse.Namespace) -> tuple[AppConfig, tuple[str, st
 def main(argv: list[str] | None = None) -> int:
     """``chatbot serve``: load the model, print the data folder, serve until interrupted."""
     args = parse_args(argv)
+    check_port(args.host, args.port)
     config, auth = config_from_args(args)
     app = ChatApp(config)
+    check_data_dir(config.data_dir, create=True)
     app.registry.get(config.model)  # load now: a bad --model fails with one line, before the server starts
-    config.data_dir.mkdir(parents=True, exist_ok=True)
     print(f"Data folder (votes, saved conversations): {config.data_dir}")
     demo = build_app(config, app)
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        auth=auth,
-        allowed_paths=[str(config.data_dir)],
-        **launch_style(),
-    )
+    try:
+        demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            auth=auth,
+            allowed_paths=[str(config.data_dir)],
+            **launch_style(),
+        )
+    except OSError as exc:  # taken between check_port and now; gradio says "Cannot find empty port"
+        raise ChatbotError(f"cannot listen on {args.host}:{args.port} ({exc}); choose another --port") from None
     return 0
