@@ -18,7 +18,7 @@ import gradio as gr  # noqa: E402
 from chatbot.app import build_app
 from chatbot.app.ab_tab import PENDING
 from chatbot.app.chat_app import ChatApp
-from chatbot.app.controls import CONTROL_FIELDS, parse_seed, ranking_identity, settings_from_controls
+from chatbot.app.controls import parse_seed, ranking_identity, settings_from_panel
 from chatbot.app.errors import ui_errors
 from chatbot.app.models import ModelRegistry
 from chatbot.app.render import clean_message, messages, render_stream
@@ -27,10 +27,16 @@ from chatbot.app.sessions import AppConfig
 from chatbot.errors import ChatbotError, ModelLoadError
 from chatbot.sampling import PRESETS, SamplingSettings
 
-# one panel's inputs: preset, then CONTROL_FIELDS; short replies keep the suite fast on 2 shared cores
-STREAM = ["top-p", "sample", 0.7, 0.9, 0, 5, 1.0, 1.0, 0, 12, 1, ""]  # one candidate: streams word by word
-RANKED = ["top-p", "sample", 0.7, 0.9, 0, 5, 1.0, 1.0, 0, 12, 4, ""]  # four candidates, ranked
-GREEDY = ["greedy", "greedy", 0.7, 0.9, 0, 5, 1.0, 1.0, 0, 12, 1, ""]
+# one sampling panel's values: a preset, then the fields changed from it (the page sends every field);
+# short replies keep the suite fast on 2 shared cores
+STREAM = {"preset": "top-p", "strategy": "sample", "max_new_tokens": 12, "num_candidates": 1}  # streams word by word
+RANKED = {"preset": "top-p", "strategy": "sample", "max_new_tokens": 12, "num_candidates": 4}  # four, ranked
+GREEDY = {"preset": "greedy", "strategy": "greedy", "max_new_tokens": 12}
+
+
+def by_keyword(values: dict, prefix: str = "") -> dict:
+    """A panel's values as the app's API takes them: each control by keyword ("a_" for A/B panel A)."""
+    return {prefix + key: value for key, value in values.items()}
 
 
 def drain(generator) -> list:
@@ -54,8 +60,8 @@ def test_clean_message_strips_cuts_and_says_so():
     assert text == "x" * 10 and "cut to its first 10 characters (it had 25)" in notice
 
 
-def test_settings_from_controls_validates_and_applies_implied_values():
-    s = settings_from_controls(PRESETS, *RANKED)
+def test_settings_from_panel_casts_validates_and_applies_implied_values():
+    s = settings_from_panel(PRESETS, RANKED)
     assert (s.strategy, s.temperature, s.top_p, s.max_new_tokens, s.num_candidates, s.seed) == (
         "sample",
         0.7,
@@ -64,13 +70,16 @@ def test_settings_from_controls_validates_and_applies_implied_values():
         4,
         None,
     )
-    greedy = settings_from_controls(PRESETS, "top-p", "greedy", *RANKED[2:])
+    greedy = settings_from_panel(PRESETS, RANKED | {"strategy": "greedy"})
     assert greedy.num_candidates == 1  # greedy gives one reply, as on the command line
-    beam = settings_from_controls(PRESETS, "top-p", "beam", 0.7, 0.9, 0, 3, 1.0, 1.0, 0, 12, 8, "7")
-    assert (beam.num_beams, beam.num_candidates, beam.seed) == (3, 3, 7)
+    # values as the widgets send them: a slider's float for a whole number, text for the seed and word lists
+    widgets = {"strategy": "beam", "num_beams": 3.0, "num_candidates": 8, "seed": " 7 ", "avoid_words": "cat, dog"}
+    beam = settings_from_panel(PRESETS, {"preset": "top-p", **widgets})
+    assert (beam.num_beams, beam.num_candidates, beam.seed, beam.avoid_words) == (3, 3, 7, ("cat", "dog"))
     with pytest.raises(ChatbotError, match="temperature"):
-        settings_from_controls(PRESETS, "top-p", "sample", 0.0, *RANKED[3:])
-    assert len(RANKED) == 1 + len(CONTROL_FIELDS)
+        settings_from_panel(PRESETS, RANKED | {"temperature": 0.0})
+    with pytest.raises(ChatbotError, match="unknown preset 'nope'"):
+        settings_from_panel(PRESETS, {"preset": "nope"})
 
 
 def test_seed_box_and_auth_parsing():
@@ -185,7 +194,7 @@ def test_registry_loads_a_model_once_while_other_models_stay_usable():
 
 def test_chat_send_streams_a_reply_with_candidates_and_speed(app):
     session = app.new_session()
-    outputs = drain(app.chat.send(session, "hi, how are you?", "", *STREAM))
+    outputs = drain(app.chat.send(session, "hi, how are you?", "", STREAM))
     assert outputs[0][0] == "" and outputs[0][1][-1] == {"role": "user", "content": "hi, how are you?"}
     assert len(outputs) >= 3  # the message, the words as they come, the finished reply
     textbox, chat, why, stats, notice = outputs[-1]
@@ -194,7 +203,7 @@ def test_chat_send_streams_a_reply_with_candidates_and_speed(app):
     assert why and why[session.last_reply.chosen or 0][1] == session.last_reply.candidates[0].text
     assert "tokens/s" in stats and "top-p-stream, max_new_tokens=12" in stats.split(" · ")  # the nearest preset
     # several candidates: every one is listed, the chosen one marked, rejected ones with their reason
-    outputs = drain(app.chat.send(session, "what do you do for fun?", "i like dogs.", *RANKED))
+    outputs = drain(app.chat.send(session, "what do you do for fun?", "i like dogs.", RANKED))
     why = outputs[-1][2]
     assert len(why) == len(session.last_reply.candidates) >= 4
     assert sum(row[0] == "✔" for row in why) == (0 if session.last_reply.fallback else 1)
@@ -228,7 +237,7 @@ def test_empty_message_is_ignored_with_a_hint(app):
     session = app.new_session()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        outputs = drain(app.chat.send(session, "   ", "", *STREAM))
+        outputs = drain(app.chat.send(session, "   ", "", STREAM))
     assert len(outputs) == 1 and "Type a message" in outputs[0][-1]
     assert any("empty message" in str(w.message) for w in caught)
     assert session.chat is None
@@ -238,7 +247,7 @@ def test_missing_model_is_a_one_line_error_before_anything_is_shown(tmp_path):
     app = ChatApp(AppConfig(model=str(tmp_path / "nowhere"), data_dir=tmp_path))
     session = app.new_session()
     with pytest.raises(gr.Error, match="no such model folder"):
-        drain(ui_errors(app.chat.send)(session, "hi", "", *STREAM))
+        drain(ui_errors(app.chat.send)(session, "hi", "", STREAM))
     assert session.chat is None
     status, *_ = app.models.page_load(session)
     assert status.startswith("**No model loaded:**") and "no such model folder" in status
@@ -249,27 +258,27 @@ def test_overlong_message_is_cut_with_a_visible_notice(app):
     session = app.new_session()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        outputs = drain(app.chat.send(session, "word " * 20, "", *STREAM))
+        outputs = drain(app.chat.send(session, "word " * 20, "", STREAM))
     assert "cut to its first 30 characters" in outputs[0][-1]
     assert len(session.chat.turns[0]) <= 30
 
 
 def test_retry_undo_clear(app):
     session = app.new_session()
-    drain(app.chat.send(session, "hi there", "", *STREAM))
-    drain(app.chat.retry(session, "", *GREEDY))
+    drain(app.chat.send(session, "hi there", "", STREAM))
+    drain(app.chat.retry(session, "", GREEDY))
     assert session.chat.turns[0] == "hi there" and len(session.chat.turns) == 2
     assert session.last_reply.candidates and session.chat.turns[1] == session.last_reply.text
     textbox, chat, why, stats = app.chat.undo(session)
     assert textbox == "hi there" and chat == [] and session.chat.turns == []
-    drain(app.chat.send(session, "again", "", *STREAM))
+    drain(app.chat.send(session, "again", "", STREAM))
     assert app.chat.clear(session)[0] == [] and session.chat.turns == []
 
 
 def test_stop_ends_the_stream_and_keeps_what_was_shown(app):
     session = app.new_session()
-    long_reply = ["top-p", "sample", 1.0, 1.0, 0, 5, 1.0, 1.0, 0, 100, 1, "3"]
-    stream = app.chat.send(session, "tell me a long story", "", *long_reply)
+    long_reply = STREAM | {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 100, "seed": "3"}
+    stream = app.chat.send(session, "tell me a long story", "", long_reply)
     next(stream)  # the user's message is shown; generation starts on the next step
     app.stop(session)  # Stop pressed before the first word: nothing more is generated
     drain(stream)
@@ -282,8 +291,8 @@ def test_stop_mid_stream_keeps_the_words_shown(app):
     session = app.new_session()
     # slow the model down (10 ms a token) so Stop lands in the middle of a 100-token reply
     app.bot(session).model.register_forward_hook(lambda *args: time.sleep(0.01))
-    long_reply = ["top-p", "sample", 1.0, 1.0, 0, 5, 1.0, 1.0, 0, 100, 1, "5"]
-    stream = app.chat.send(session, "tell me a long story", "", *long_reply)
+    long_reply = STREAM | {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 100, "seed": "5"}
+    stream = app.chat.send(session, "tell me a long story", "", long_reply)
     next(stream), next(stream)  # the user's message, then the first streamed words
     app.stop(session)
     *_, (_, chat, _, stats, _) = drain(stream)
@@ -294,7 +303,7 @@ def test_stop_mid_stream_keeps_the_words_shown(app):
 
 def test_stopped_ab_turn_leaves_nothing_to_vote_on(app):
     session = app.new_session()
-    stream = app.ab.send(session, "hi", "", False, "", *STREAM, *GREEDY)
+    stream = app.ab.send(session, "hi", "", False, "", STREAM, GREEDY)
     next(stream)
     app.stop(session)
     *_, last = drain(stream)
@@ -313,7 +322,7 @@ def test_generations_share_one_bounded_queue(tiny_chatbot, tmp_path):
 
 def test_save_and_load_a_conversation(app, tmp_path):
     session = app.new_session()
-    drain(app.chat.send(session, "hi, how are you?", "i love hiking.", *STREAM))
+    drain(app.chat.send(session, "hi, how are you?", "i love hiking.", STREAM))
     file, notice = app.chat.save(session)
     path = file["value"]
     assert path.startswith(str(app.config.data_dir / "conversations")) and "Saved to" in notice
@@ -331,10 +340,10 @@ def test_switch_model_keeps_the_current_one_on_a_bad_folder(app, tiny_chatbot, t
         ui_errors(app.models.switch_model)(session, str(tmp_path))
     assert session.model == tiny_chatbot
     copy = shutil.copytree(tiny_chatbot, tmp_path / "copy")
-    drain(app.chat.send(session, "hi", "", *STREAM))
+    drain(app.chat.send(session, "hi", "", STREAM))
     dropdown, status, hint, _ = app.models.switch_model(session, str(copy))
     assert session.model == str(copy) and str(copy) in status and "not trained with personas" in hint
-    drain(app.chat.send(session, "still there?", "", *STREAM))
+    drain(app.chat.send(session, "still there?", "", STREAM))
     assert session.chat.turns[0] == "hi" and session.chat.bot.name == str(copy)  # history moved over
 
 
@@ -354,7 +363,7 @@ def pre_vote_text(output) -> str:
 
 def test_ab_turn_vote_and_leaderboard(app):
     session = app.new_session()
-    outputs = drain(app.ab.send(session, "what do you do for fun?", "", True, "11", *RANKED, *GREEDY))
+    outputs = drain(app.ab.send(session, "what do you do for fun?", "", True, "11", RANKED, GREEDY))
     pair = session.pair
     assert pair.open and pair.blind and pair.seed == 11 and pair.settings_a.seed == pair.settings_b.seed == 11
     final = outputs[-1]
@@ -365,7 +374,7 @@ def test_ab_turn_vote_and_leaderboard(app):
     # a second message before choosing is refused, the history unchanged
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        drain(app.ab.send(session, "another", "", True, "", *RANKED, *GREEDY))
+        drain(app.ab.send(session, "another", "", True, "", RANKED, GREEDY))
     assert session.ab_turns == ["what do you do for fun?"]
 
     *view, board, summary, selector, timer = app.ab.vote(session, "left")
@@ -391,7 +400,7 @@ def test_twenty_blind_turns_name_no_side_or_setting_before_the_vote(app):
     session = app.new_session()
     names = [*app.presets, "top-p", "greedy", "max_new_tokens", "temperature", "strategy", "tokens/s"]
     for turn in range(20):
-        outputs = drain(app.ab.send(session, f"message {turn}", "", True, "", *STREAM, *GREEDY))
+        outputs = drain(app.ab.send(session, f"message {turn}", "", True, "", STREAM, GREEDY))
         pair = session.pair
         for output in outputs:  # every pre-vote output: no side names, no settings, no timings
             text = pre_vote_text(output)
@@ -410,7 +419,7 @@ def test_twenty_blind_turns_name_no_side_or_setting_before_the_vote(app):
 
 def test_ab_tie_then_continue_and_open_mode(app):
     session = app.new_session()
-    drain(app.ab.send(session, "hi", "", False, "", *GREEDY, *RANKED))
+    drain(app.ab.send(session, "hi", "", False, "", GREEDY, RANKED))
     assert not session.pair.swapped  # open mode: A on the left
     app.ab.vote(session, "tie")
     assert session.pair.open and session.ab_turns == ["hi"]
@@ -430,7 +439,7 @@ def test_the_trash_icon_resets_the_server_side_history(tiny_chatbot, tmp_path):
     clear_fns = [fn for fn in demo.fns.values() if any(t[1] == "clear" for t in fn.targets)]
     assert any(fn.fn.__wrapped__ == app.ab.clear for fn in clear_fns if hasattr(fn.fn, "__wrapped__"))
     session = app.new_session()
-    drain(app.ab.send(session, "my name is ann", "", False, "", *GREEDY, *GREEDY))
+    drain(app.ab.send(session, "my name is ann", "", False, "", GREEDY, GREEDY))
     app.ab.continue_with(session, "left")
     app.ab.clear(session)  # what the trash icon calls
     assert session.ab_turns == [] and session.pair is None
@@ -438,19 +447,19 @@ def test_the_trash_icon_resets_the_server_side_history(tiny_chatbot, tmp_path):
 
 def test_ab_says_when_a_and_b_are_the_same_setting_open_mode_now_blind_after_the_vote(app):
     session = app.new_session()
-    *_, last = drain(app.ab.send(session, "hi", "", False, "", *GREEDY, *GREEDY))
+    *_, last = drain(app.ab.send(session, "hi", "", False, "", GREEDY, GREEDY))
     assert "same setting" in last[NOTICE]
-    *_, last = drain(app.ab.send(app.new_session(), "hi", "", True, "", *GREEDY, *GREEDY))
+    *_, last = drain(app.ab.send(app.new_session(), "hi", "", True, "", GREEDY, GREEDY))
     assert "same setting" not in last[NOTICE]  # blind: it would name the sides before the vote
     blind = app.new_session()
-    drain(app.ab.send(blind, "hi", "", True, "", *GREEDY, *GREEDY))
+    drain(app.ab.send(blind, "hi", "", True, "", GREEDY, GREEDY))
     view = app.ab.vote(blind, "tie")
     assert "same setting" in view[:-4][NOTICE]
 
 
 def test_votes_export_and_clear(app):
     session = app.new_session()
-    drain(app.ab.send(session, "hi", "", True, "", *GREEDY, *STREAM))
+    drain(app.ab.send(session, "hi", "", True, "", GREEDY, STREAM))
     app.ab.vote(session, "both-bad")
     csv_file, notice = app.votes.export_votes("csv", session)
     jsonl_file, _ = app.votes.export_votes("jsonl", session)
@@ -475,7 +484,7 @@ def test_clear_votes_is_refused_when_reachable_without_a_login(app):
     assert disk_changes_allowed("127.0.0.1", False, None) and disk_changes_allowed("0.0.0.0", True, ("u", "p"))
     assert not disk_changes_allowed("0.0.0.0", False, None) and not disk_changes_allowed("127.0.0.1", True, None)
     session = app.new_session()
-    drain(app.ab.send(session, "hi", "", True, "", *GREEDY, *STREAM))
+    drain(app.ab.send(session, "hi", "", True, "", GREEDY, STREAM))
     app.ab.vote(session, "left")
     app.config.host = "0.0.0.0"
     with pytest.warns(UserWarning, match="reachable beyond this machine"):
@@ -485,7 +494,7 @@ def test_clear_votes_is_refused_when_reachable_without_a_login(app):
 
 def test_leaderboard_is_scoped_by_model_with_all_models_on_request(app, tiny_chatbot, tmp_path):
     session = app.new_session()
-    drain(app.ab.send(session, "hi", "", True, "", *GREEDY, *STREAM))
+    drain(app.ab.send(session, "hi", "", True, "", GREEDY, STREAM))
     app.ab.vote(session, "left")
     copy = shutil.copytree(tiny_chatbot, tmp_path / "copy")
     other = app.new_session()
@@ -539,12 +548,13 @@ def client(url):
 def test_served_chat_and_ab_vote(served):
     url, app = served
     c = client(url)
-    textbox, chat, why, stats, notice = c.predict("hi, how are you?", "", *RANKED, api_name="/chat_send")
+    textbox, chat, why, stats, notice = c.predict("hi, how are you?", "", **by_keyword(RANKED), api_name="/chat_send")
     assert [m["role"] for m in chat] == ["user", "assistant"] and "tokens/s" in stats
     assert len(why["data"]) >= 4
 
     before = app.votes.store.count()
-    out = c.predict("what do you do for fun?", "", True, "", *RANKED, *GREEDY, api_name="/ab_send")
+    panels = by_keyword(RANKED, "a_") | by_keyword(GREEDY, "b_")
+    out = c.predict("what do you do for fun?", "", True, "", **panels, api_name="/ab_send")
     assert out[2] and out[3]  # both replies shown (the last stream step leaves the textbox as it was)
     *view, board, summary, selector, timer = c.predict("loaded model", True, api_name="/ab_vote_right")
     assert app.votes.store.count() == before + 1
@@ -560,7 +570,7 @@ def test_served_errors_are_one_line_messages(served, tmp_path):
     with pytest.raises(AppError, match="not a model folder") as info:
         c.predict(str(tmp_path), api_name="/switch_model")
     assert "Traceback" not in str(info.value)
-    out = c.predict("", "", *STREAM, api_name="/chat_send")
+    out = c.predict("", "", **by_keyword(STREAM), api_name="/chat_send")
     assert "Type a message" in out[-1]
     assert app.votes.leaderboard_rows() is not None  # the server is still fine
 
@@ -575,8 +585,10 @@ def test_four_concurrent_sessions_never_see_each_other(served):
     def talk(k):
         try:
             for turn in range(2):
-                chats[k] = clients[k].predict(f"session {k} message {turn}", "", *STREAM, api_name="/chat_send")[1]
-            out = clients[k].predict(f"session {k} ab", "", False, "", *STREAM, *GREEDY, api_name="/ab_send")
+                message = f"session {k} message {turn}"
+                chats[k] = clients[k].predict(message, "", **by_keyword(STREAM), api_name="/chat_send")[1]
+            panels = by_keyword(STREAM, "a_") | by_keyword(GREEDY, "b_")
+            out = clients[k].predict(f"session {k} ab", "", False, "", **panels, api_name="/ab_send")
             ab_chats[k] = out[1]
         except Exception as exc:  # surfaced below: an assert in a thread would be lost
             errors.append(exc)

@@ -12,12 +12,12 @@ import gradio as gr
 
 from chatbot import conversation as cm
 from chatbot.app.controls import (
-    CONTROL_FIELDS,
+    panel_handler,
     parse_seed,
     ranking_identity,
     sampling_panel,
     setting_label,
-    settings_from_controls,
+    settings_from_panel,
 )
 from chatbot.app.errors import bind, ui_errors
 from chatbot.app.leaderboard_panel import VotesPanel, fingerprint_of, leaderboard_panel
@@ -121,12 +121,12 @@ class ABTab:
             *self._settings_panels(hidden),
         )
 
-    def _pair_settings(self, panels: tuple, shared_seed) -> tuple[SamplingSettings, SamplingSettings, int | None]:
+    def _pair_settings(
+        self, panel_a: dict, panel_b: dict, shared_seed
+    ) -> tuple[SamplingSettings, SamplingSettings, int | None]:
         """Settings A and B from both panels' values (preset, then controls), and the shared seed if any."""
-        n = 1 + len(CONTROL_FIELDS)
-        presets = self.config.presets
-        settings_a = settings_from_controls(presets, *panels[:n])
-        settings_b = settings_from_controls(presets, *panels[n : 2 * n])
+        settings_a = settings_from_panel(self.config.presets, panel_a)
+        settings_b = settings_from_panel(self.config.presets, panel_b)
         seed = parse_seed(shared_seed)
         if seed is not None:  # the same draw for both: the replies differ by their settings only
             settings_a, settings_b = settings_a.replace(seed=seed), settings_b.replace(seed=seed)
@@ -160,8 +160,9 @@ class ABTab:
                 break
         return replies
 
-    def send(self, session: Session, text: str, persona: str, blind: bool, shared_seed, *panels):
-        """One message answered by A and by B, side by side. ``panels``: preset A, controls A, preset B, controls B."""
+    def send(self, session: Session, text: str, persona: str, blind: bool, shared_seed, panel_a: dict, panel_b: dict):
+        """One message answered by A and by B, side by side. ``panel_a``/``panel_b``: each sampling panel's
+        values ({"preset": ..., field: value}; missing fields come from the preset)."""
         text, notice = clean_message(text, self.config.max_message_chars)
         if not text:
             gr.Warning("Type a message first: an empty message is not sent.")
@@ -173,7 +174,7 @@ class ABTab:
             return
         if notice:
             gr.Warning(notice)
-        settings_a, settings_b, seed = self._pair_settings(panels, shared_seed)
+        settings_a, settings_b, seed = self._pair_settings(panel_a, panel_b, shared_seed)
         swapped = bool(blind) and session.rng.random() < 0.5
         bot = self.registry.get(session.model)  # a model that cannot load fails here, before the message is shown
         session.pair = None
@@ -316,7 +317,7 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
     with gr.Row():
         with gr.Column(scale=1, min_width=230):
             with gr.Accordion("Settings A", open=True) as panel_a:
-                preset_a, controls_a = sampling_panel(app.presets, DEFAULT_PRESET, "A")
+                sampling_a = sampling_panel(app, DEFAULT_PRESET, "A", prefix="a_")
         with gr.Column(scale=3):
             chat = gr.Chatbot(label="Shared conversation", height=280, placeholder="One conversation, two bots.")
             with gr.Row(equal_height=True):
@@ -333,7 +334,7 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
             persona_note = gr.Markdown(elem_classes="stats")
         with gr.Column(scale=1, min_width=230):
             with gr.Accordion("Settings B", open=True) as panel_b:
-                preset_b, controls_b = sampling_panel(app.presets, default_b, "B")
+                sampling_b = sampling_panel(app, default_b, "B", prefix="b_")
     board_outputs, selected, include = leaderboard_panel(app.votes, session)
 
     tab = app.ab
@@ -341,9 +342,10 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
     view = [chat, left, right, *votes.values(), *continues.values(), notice, panel_a, panel_b]
     gr.on(
         [msg.submit, send.click],
-        ui_errors(tab.send),
-        [session, msg, persona, blind, shared_seed, preset_a, *controls_a, preset_b, *controls_b],
+        panel_handler(tab.send, sampling_a, sampling_b),
+        [session, msg, persona, blind, shared_seed],
         [msg, *view],
+        inputs_kwargs=sampling_a.inputs() | sampling_b.inputs(),
         api_name="ab_send",
         **generate,
     )
@@ -361,6 +363,4 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
         button.click(bind(tab.continue_with, screen, name=api), [session], view, api_name=api)
     new.click(ui_errors(tab.clear), [session], view, api_name="ab_clear")
     chat.clear(ui_errors(tab.clear), [session], view, api_name=False)  # the trash icon clears the history too
-    preset_a.change(ui_errors(app.preset_controls), [preset_a], controls_a, api_name=False)
-    preset_b.change(ui_errors(app.preset_controls), [preset_b], controls_b, api_name=False)
     return persona_note, board_outputs[0]

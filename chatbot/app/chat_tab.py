@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from chatbot import conversation as cm
-from chatbot.app.controls import sampling_panel, setting_label, settings_from_controls
+from chatbot.app.controls import panel_handler, sampling_panel, setting_label, settings_from_panel
 from chatbot.app.errors import ui_errors
 from chatbot.app.models import ModelRegistry
 from chatbot.app.render import (
@@ -72,8 +72,9 @@ class ChatTab:
                 return
             yield self._chat_view(session, render_stream(shown, withdrawn)), gr.skip(), gr.skip()
 
-    def send(self, session: Session, text: str, persona: str, preset: str, *controls):
-        """Send a message and stream the reply. Outputs: textbox, chat, why rows, stats, notice."""
+    def send(self, session: Session, text: str, persona: str, panel: dict):
+        """Send a message and stream the reply. ``panel``: the sampling panel's values ({"preset": ...,
+        field: value}; missing fields come from the preset). Outputs: textbox, chat, why rows, stats, notice."""
         text, notice = clean_message(text, self.config.max_message_chars)
         if not text:
             gr.Warning("Type a message first: an empty message is not sent.")
@@ -81,7 +82,7 @@ class ChatTab:
             return
         if notice:
             gr.Warning(notice)
-        settings = settings_from_controls(self.config.presets, preset, *controls)
+        settings = settings_from_panel(self.config.presets, panel)
         self.registry.get(session.model)  # a model that cannot load fails here, before the message is shown
         session.cancel.clear()  # a new request: from here on, Stop applies to it
         # show the user's message at once, the reply streams under it
@@ -89,12 +90,12 @@ class ChatTab:
         for view, rows, stats in self._stream_chat(session, text, persona, settings):
             yield gr.skip(), view, rows, stats, gr.skip()
 
-    def retry(self, session: Session, persona: str, preset: str, *controls):
+    def retry(self, session: Session, persona: str, panel: dict):
         """Replace the last reply with a new one to the same message."""
         if session.chat is None or not session.chat.turns:
             gr.Warning("Nothing to retry yet.")
             return
-        settings = settings_from_controls(self.config.presets, preset, *controls)
+        settings = settings_from_panel(self.config.presets, panel)
         session.cancel.clear()
         text = drop_last_exchange(session.chat)
         yield from self._stream_chat(session, text, persona, settings)
@@ -163,8 +164,8 @@ def chat_tab(app: ChatApp, session: gr.State, generate: dict) -> gr.Markdown:
                 label="Persona (one fact per line)", lines=2, placeholder="i love hiking.\ni have a dog named max."
             )
             persona_note = gr.Markdown(elem_classes="stats")
-            with gr.Accordion("Sampling", open=True):
-                preset, controls = sampling_panel(app.presets, DEFAULT_PRESET, "Chat")
+            gr.Markdown("### Sampling")
+            panel = sampling_panel(app, DEFAULT_PRESET, "Chat")
             with gr.Accordion("Save or load the conversation (JSONL)", open=False):
                 with gr.Row():
                     save = gr.Button("Save", size="sm")
@@ -172,21 +173,24 @@ def chat_tab(app: ChatApp, session: gr.State, generate: dict) -> gr.Markdown:
                 saved_file = gr.File(label="Saved conversation", visible=False, interactive=False)
 
     tab = app.chat
-    settings = [persona, preset, *controls]
+    controls = panel.inputs()  # every sampling control, passed by keyword: preset, strategy, temperature, ...
     gr.on(
         [msg.submit, send.click],
-        ui_errors(tab.send),
-        [session, msg, *settings],
+        panel_handler(tab.send, panel),
+        [session, msg, persona],
         [msg, chat, why, stats, notice],
+        inputs_kwargs=controls,
         api_name="chat_send",
         **generate,
     )
-    chat.retry(ui_errors(tab.retry), [session, *settings], [chat, why, stats], api_name="chat_retry", **generate)
+    chat.retry(
+        panel_handler(tab.retry, panel), [session, persona], [chat, why, stats], inputs_kwargs=controls,
+        api_name="chat_retry", **generate,
+    )  # fmt: skip
     chat.undo(ui_errors(tab.undo), [session], [msg, chat, why, stats], api_name="chat_undo")
     chat.clear(ui_errors(tab.clear), [session], [chat, why, stats, notice], api_name="chat_clear")
     # Stop must not wait behind the generation it stops: no concurrency limit
     stop.click(ui_errors(app.stop), [session], None, api_name="stop", concurrency_limit=None)
-    preset.change(ui_errors(app.preset_controls), [preset], controls, api_name=False)
     save.click(ui_errors(tab.save), [session], [saved_file, notice], api_name="chat_save")
     load.upload(ui_errors(tab.load), [session, load], [chat, persona, notice], api_name="chat_load")
     return persona_note

@@ -1,63 +1,301 @@
-"""The sampling panel (a preset dropdown and one control per setting) and the conversion between its
-widgets' values and :class:`~chatbot.sampling.SamplingSettings`; also how a setting is named and ranked.
+"""The sampling panel, built from the field metadata (:data:`chatbot.sampling.FIELDS`): a preset dropdown,
+a "differs from preset" line, one control per field in an accordion per group (in the order samplers
+run), and "Save as preset". Used by the Chat tab and by both A/B panels.
+
+Handlers never see controls by position: a panel's values reach them as one dict,
+``{"preset": name, field: value, ...}`` (:meth:`SamplingPanel.values`); fields missing from it come
+from the preset. In the page, gradio passes every control by keyword (``inputs_kwargs``), named
+``<prefix><field>``, so the API takes them by name too.
 """
 
 from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from chatbot.arena.leaderboard import preset_names, presets_json, short_name
 from chatbot.errors import ChatbotError
-from chatbot.sampling import DEFAULT_PRESET, STRATEGIES, SamplingSettings
+from chatbot.sampling import (
+    FIELDS,
+    GROUPS,
+    NO_NEUTRAL,
+    PRESET_DESCRIPTIONS,
+    FieldSpec,
+    SamplingSettings,
+    load_presets,
+    save_preset,
+)
+from chatbot.sampling.panel import control_value, differs_line, settings_from_values, visible
 
-# the sampling fields shown as controls, in panel order; the rest come from the chosen preset
-CONTROL_FIELDS = (
-    "strategy",
-    "temperature",
-    "top_p",
-    "top_k",
-    "num_beams",
-    "length_penalty",
-    "repetition_penalty",
-    "no_repeat_ngram_size",
-    "max_new_tokens",
-    "num_candidates",
-    "seed",
+if TYPE_CHECKING:
+    from chatbot.app.chat_app import ChatApp
+
+logger = logging.getLogger(__name__)
+
+PRESET = "preset"  # the key of a panel's preset in its values (no sampling field has this name)
+PRESETS_FILE = "presets.json"  # presets saved from the app, in the data folder
+SAVE_REFUSED = (
+    "Saving presets is off: this app is reachable beyond this machine without a login. "
+    "Restart it with --auth USER:PASSWORD (or on 127.0.0.1) to save presets."
 )
 
 
-def sampling_panel(presets: dict[str, SamplingSettings], default: str, title: str):
-    """A preset dropdown and one control per CONTROL_FIELDS entry; returns (dropdown, controls)."""
-    s = presets[default]
-    preset = gr.Dropdown(choices=list(presets), value=default, label=f"{title} preset")
-    strategy = gr.Radio(list(STRATEGIES), value=s.strategy, label="Strategy")
-    temperature = gr.Slider(0.05, 2.0, value=s.temperature, step=0.05, label="Temperature", info="sampling only")
-    top_p = gr.Slider(0.05, 1.0, value=s.top_p, step=0.01, label="Top-p (nucleus)", info="1 = off")
-    top_k = gr.Slider(0, 200, value=s.top_k, step=1, label="Top-k", info="0 = off")
-    max_new_tokens = gr.Slider(1, 100, value=s.max_new_tokens, step=1, label="Max new tokens")
-    num_candidates = gr.Slider(
-        1, 16, value=s.num_candidates, step=1, label="Candidates", info="filtered and ranked; 1 streams word by word"
+# -- values: a panel's dict <-> settings (pure, no widgets) -----------------------------------------
+
+
+def settings_from_panel(presets: Mapping[str, SamplingSettings], values: Mapping[str, Any]) -> SamplingSettings:
+    """Validated settings from a panel: its preset, then each field's value (cast by type), then what the
+    strategy implies (greedy: one reply; beam: at most num_beams)."""
+    name = values.get(PRESET)
+    if name not in presets:
+        raise ChatbotError(f"unknown preset {name!r}; pick one from the preset list (reload the page for new ones)")
+    return settings_from_values(presets[name], {k: v for k, v in values.items() if k != PRESET})
+
+
+def panel_values(settings: SamplingSettings) -> dict[str, Any]:
+    """Every field's value as its control shows it (word lists and the seed as text)."""
+    return {spec.name: control_value(spec, getattr(settings, spec.name)) for spec in FIELDS}
+
+
+def preset_controls(presets: Mapping[str, SamplingSettings], preset: str) -> dict[str, Any]:
+    """What a panel's controls show when ``preset`` is picked, by field name."""
+    return panel_values(presets[preset])
+
+
+def open_groups(settings: SamplingSettings) -> set[str]:
+    """The groups a panel opens for ``settings``: those holding a field that is part of its identity
+    (the samplers the setting uses); the others start closed, so 40 controls fit on one screen."""
+    used = settings.identity_fields()
+    return {spec.group for spec in FIELDS if spec.name in used}
+
+
+def shown_groups(strategy: str) -> set[str]:
+    """The groups with at least one control the strategy uses (the others are hidden)."""
+    return {spec.group for spec in FIELDS if visible(spec, strategy)}
+
+
+def slider_range(spec: FieldSpec, value=None) -> tuple[float, float] | None:
+    """A slider's (min, max): the UI range where the field has one, else its valid range; widened to hold
+    ``value`` (a preset may go beyond the UI range). None: no finite range, so no slider."""
+    low = spec.ui_low if spec.ui_low is not None else spec.low
+    high = spec.ui_high if spec.ui_high is not None else spec.high
+    if low is None or high is None:
+        return None
+    if spec.low_open and spec.ui_low is None:
+        low += spec.step or 0.01  # the bound itself is invalid (temperature > 0)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        low, high = min(low, value), max(high, value)
+    return low, high
+
+
+def control_help(spec: FieldSpec) -> str:
+    """A control's help line: the field's help, and the value that turns it off."""
+    if spec.numeric and spec.neutral not in (NO_NEUTRAL, None):
+        return f"{spec.help}; {spec.neutral:g} = off"
+    return spec.help
+
+
+def differs_text(presets: Mapping[str, SamplingSettings], values: Mapping[str, Any]) -> str:
+    """The line above a panel: the preset, and what the controls changed from it (or why they are invalid)."""
+    try:
+        settings = settings_from_panel(presets, values)
+    except ChatbotError as exc:
+        return f"⚠️ {exc}"
+    return "**Preset** " + differs_line(settings, values[PRESET], presets)
+
+
+def preset_info(presets: Mapping[str, SamplingSettings], name: str) -> str:
+    return PRESET_DESCRIPTIONS.get(name) or ("your preset" if name in presets else "")
+
+
+# -- presets saved from the app ----------------------------------------------------------------------
+
+
+def presets_path(app: ChatApp) -> Path:
+    return Path(app.config.data_dir) / PRESETS_FILE
+
+
+def reload_presets(app: ChatApp) -> list[str]:
+    """Add the presets saved in the data folder (by any tab, or an earlier run) to the app's; their names.
+
+    A damaged file is logged and skipped: the page still opens with the presets it has.
+    """
+    path = presets_path(app)
+    if path.is_file():
+        try:
+            app.presets.update(load_presets(path))
+        except ChatbotError as exc:
+            logger.warning("saved presets not loaded: %s", exc)
+    return list(app.presets)
+
+
+def save_panel_preset(app: ChatApp, name: str | None, values: Mapping[str, Any]) -> tuple[str, SamplingSettings]:
+    """Save a panel's settings as preset ``name`` in the data folder; returns (name, settings).
+
+    Refused (a ChatbotError naming the fix) when the app is reachable beyond this machine without a login,
+    the same gate as clearing votes.
+    """
+    if not app.votes.changes_allowed:
+        raise ChatbotError(SAVE_REFUSED)
+    name = (name or "").strip()
+    settings = settings_from_panel(app.presets, values)
+    path = presets_path(app)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_preset(name, settings, path)  # refuses an empty or a built-in name
+    app.presets[name] = settings
+    logger.info("saved preset %r to %s", name, path)
+    return name, settings
+
+
+# -- the widgets ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SamplingPanel:
+    """One panel's widgets; ``prefix`` names its controls in a handler's keywords ("a_" -> "a_min_p")."""
+
+    prefix: str
+    preset: gr.Dropdown
+    controls: dict[str, gr.components.Component]  # field name -> control, every field
+    groups: dict[str, gr.Accordion]  # group -> its accordion
+    differs: gr.Markdown
+
+    def inputs(self) -> dict[str, gr.components.Component]:
+        """The panel's widgets by keyword, for gradio's ``inputs_kwargs``."""
+        return {self.prefix + PRESET: self.preset} | {self.prefix + n: c for n, c in self.controls.items()}
+
+    def values(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """This panel's values out of a handler's keywords: ``{"preset": ..., field: value, ...}``."""
+        return {key[len(self.prefix) :]: value for key, value in kwargs.items() if key.startswith(self.prefix)}
+
+
+def _control(spec: FieldSpec, value, strategy: str):
+    """The widget for one field, chosen by its kind; label, help and range from the metadata."""
+    common = {"label": spec.label, "info": control_help(spec), "visible": visible(spec, strategy)}
+    if spec.choices:
+        return gr.Radio(list(spec.choices), value=value, **common)
+    if spec.kind == "bool":
+        return gr.Checkbox(value=value, **common)
+    if spec.kind == "words" or spec.optional:
+        return gr.Textbox(value=control_value(spec, value), max_lines=1, **common)
+    bounds = slider_range(spec, value)
+    if bounds is None:
+        return gr.Number(value=value, precision=0 if spec.kind == "int" else None, **common)
+    return gr.Slider(*bounds, value=value, step=spec.step, **common)
+
+
+def _control_update(spec: FieldSpec, value):
+    """A control's new value for a picked preset (a slider's range widened if the value needs it)."""
+    shown = control_value(spec, value)
+    bounds = slider_range(spec, value) if spec.numeric else None
+    if bounds is not None:
+        return gr.update(value=shown, minimum=bounds[0], maximum=bounds[1])
+    return gr.update(value=shown)
+
+
+def panel_handler(fn: Callable, *panels: SamplingPanel) -> Callable:
+    """``fn(*inputs, values_of_panel_1, ...)`` as a gradio handler that takes each panel's controls by
+    keyword (``inputs_kwargs``) and hands ``fn`` one dict per panel; errors become one-line toasts."""
+    from chatbot.app.errors import ui_errors
+
+    fn = ui_errors(fn)
+    split = len(panels)
+
+    def call_args(args, kwargs):
+        return (*args, *(panel.values(kwargs) for panel in panels))
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            yield from fn(*call_args(args, kwargs))
+    else:
+
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            return fn(*call_args(args, kwargs))
+
+    # gradio names API parameters from the signature: fn's own leading parameters, then the keywords
+    params = list(inspect.signature(fn).parameters.values())[:-split]
+    handler.__signature__ = inspect.Signature([*params, inspect.Parameter("controls", inspect.Parameter.VAR_KEYWORD)])
+    return handler
+
+
+def sampling_panel(app: ChatApp, default: str, title: str, prefix: str = "") -> SamplingPanel:
+    """A sampling panel showing preset ``default``, wired: picking a preset fills the controls, the strategy
+    hides the fields it does not use, every change updates the "differs" line, and "Save as preset"
+    writes the panel to the data folder. Place it inside a column; returns its widgets."""
+    settings = app.presets[default]
+    differs = gr.Markdown("**Preset** " + differs_line(settings, default, app.presets), elem_classes="differs")
+    preset = gr.Dropdown(
+        choices=list(app.presets), value=default, label=f"{title} preset", info=preset_info(app.presets, default)
     )
-    with gr.Accordion("More settings", open=False):
-        num_beams = gr.Slider(1, 10, value=s.num_beams, step=1, label="Beams", info="beam search only")
-        length_penalty = gr.Slider(-2.0, 3.0, value=s.length_penalty, step=0.1, label="Length penalty", info="beam")
-        repetition_penalty = gr.Slider(0.5, 2.0, value=s.repetition_penalty, step=0.05, label="Repetition penalty")
-        no_repeat = gr.Slider(0, 6, value=s.no_repeat_ngram_size, step=1, label="No-repeat n-gram size", info="0 = off")
-        seed = gr.Textbox(value="" if s.seed is None else str(s.seed), label="Seed", info="blank = random")
-    controls = {
-        "strategy": strategy,
-        "temperature": temperature,
-        "top_p": top_p,
-        "top_k": top_k,
-        "num_beams": num_beams,
-        "length_penalty": length_penalty,
-        "repetition_penalty": repetition_penalty,
-        "no_repeat_ngram_size": no_repeat,
-        "max_new_tokens": max_new_tokens,
-        "num_candidates": num_candidates,
-        "seed": seed,
-    }
-    return preset, [controls[name] for name in CONTROL_FIELDS]
+    controls, groups = {}, {}
+    opened, shown = open_groups(settings), shown_groups(settings.strategy)
+    for group, label in GROUPS.items():
+        specs = [spec for spec in FIELDS if spec.group == group]
+        with gr.Accordion(label, open=group in opened, visible=group in shown) as groups[group]:
+            for spec in specs:
+                controls[spec.name] = _control(spec, getattr(settings, spec.name), settings.strategy)
+    with gr.Row(equal_height=True):
+        save_name = gr.Textbox(placeholder="name", show_label=False, max_lines=1, scale=3, min_width=80)
+        save = gr.Button("Save as preset", size="sm", scale=2, min_width=90)
+    panel = SamplingPanel(prefix, preset, controls, groups, differs)
+    _wire(app, panel, save_name, save)
+    return panel
+
+
+def _wire(app: ChatApp, panel: SamplingPanel, save_name: gr.Textbox, save: gr.Button) -> None:
+    """The panel's own events; none is part of the app's API."""
+    from chatbot.app.errors import ui_errors
+
+    quiet = {"api_visibility": "private", "show_progress": "hidden", "queue": False}
+    specs = [spec for spec in FIELDS if spec.name != "strategy"]
+    strategy = panel.controls["strategy"]
+
+    def pick_preset(name: str) -> dict:
+        settings = app.presets[name]
+        opened, shown = open_groups(settings), shown_groups(settings.strategy)
+        updates = {panel.controls[s.name]: _control_update(s, getattr(settings, s.name)) for s in FIELDS}
+        updates |= {acc: gr.update(open=g in opened, visible=g in shown) for g, acc in panel.groups.items()}
+        return updates | {panel.preset: gr.update(info=preset_info(app.presets, name))}
+
+    def pick_strategy(name: str) -> dict:
+        shown = shown_groups(name)
+        updates = {panel.controls[s.name]: gr.update(visible=visible(s, name)) for s in specs}
+        return updates | {acc: gr.update(visible=g in shown) for g, acc in panel.groups.items()}
+
+    def refresh_differs(values: dict) -> str:
+        return differs_text(app.presets, values)
+
+    def save_preset_clicked(name: str, values: dict):
+        saved, _ = save_panel_preset(app, name, values)
+        gr.Info(f"Saved preset {saved!r} to {presets_path(app)}; other tabs list it after a page reload.")
+        return gr.update(choices=list(app.presets), value=saved), ""
+
+    def reload_choices():
+        return gr.update(choices=reload_presets(app))
+
+    everything = [panel.preset, *panel.controls.values(), *panel.groups.values()]
+    panel.preset.input(ui_errors(pick_preset), [panel.preset], everything, **quiet)
+    strategy.change(ui_errors(pick_strategy), [strategy], [*panel.controls.values(), *panel.groups.values()], **quiet)
+    triggers = [panel.preset.change, *(control.change for control in panel.controls.values())]
+    gr.on(
+        triggers, panel_handler(refresh_differs, panel), inputs_kwargs=panel.inputs(), outputs=[panel.differs],
+        trigger_mode="always_last", **quiet,
+    )  # fmt: skip
+    gr.on(
+        [save.click, save_name.submit], panel_handler(save_preset_clicked, panel), [save_name],
+        [panel.preset, save_name], inputs_kwargs=panel.inputs(), api_visibility="private",
+    )  # fmt: skip
+    gr.on(None, ui_errors(reload_choices), None, [panel.preset], **quiet)  # on page load: presets saved elsewhere
 
 
 def parse_seed(value) -> int | None:
@@ -82,36 +320,6 @@ def parse_seed(value) -> int | None:
     if seed is None or not 0 <= seed <= SEED_MAX:
         raise ChatbotError(f"seed must be a whole number from 0 to {SEED_MAX}, or blank for a random one (got {text})")
     return seed
-
-
-def settings_from_controls(presets: dict[str, SamplingSettings], preset: str, *values) -> SamplingSettings:
-    """Validated settings from a panel: the preset, overridden by every control (CONTROL_FIELDS order)."""
-    base = presets.get(preset) or presets[DEFAULT_PRESET]
-    changes = dict(zip(CONTROL_FIELDS, values, strict=True))
-    changes["seed"] = parse_seed(changes["seed"])
-    for name in ("top_k", "num_beams", "no_repeat_ngram_size", "max_new_tokens", "num_candidates"):
-        changes[name] = int(changes[name])
-    for name in ("temperature", "top_p", "length_penalty", "repetition_penalty"):
-        changes[name] = float(changes[name])
-    # what the strategy implies, as the CLI does: greedy gives one reply, beams bound the candidates
-    if changes["strategy"] == "greedy":
-        changes["num_candidates"] = 1
-    elif changes["strategy"] == "beam":
-        changes["num_candidates"] = min(changes["num_candidates"], changes["num_beams"])
-    changes["min_new_tokens"] = min(base.min_new_tokens, changes["max_new_tokens"])
-    return base.replace(**changes)
-
-
-def controls_from_settings(settings: SamplingSettings) -> list:
-    """Control values for a panel showing ``settings`` (CONTROL_FIELDS order)."""
-    return [getattr(settings, name) for name in CONTROL_FIELDS]
-
-
-def preset_controls(presets: dict[str, SamplingSettings], preset: str) -> list:
-    """What a panel's controls show when ``preset`` is picked; the seed box is text (blank = random)."""
-    values = controls_from_settings(presets[preset])
-    values[-1] = "" if values[-1] is None else str(values[-1])
-    return values
 
 
 def ranking_identity(settings: SamplingSettings) -> str:
