@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from chatbot.sampling.fields import GROUPS, FieldSpec
+from chatbot.sampling.fields import GROUPS, FieldSpec, parse_words
 from chatbot.sampling.settings import FIELD, FIELDS, SamplingSettings
 
 
@@ -35,9 +36,14 @@ def settings_from_values(base: SamplingSettings, values: Mapping[str, Any]) -> S
 
 
 def control_value(spec: FieldSpec, value):
-    """A value as a control shows it: word lists and the optional seed as text, the rest as they are."""
+    """A value as a control shows it: word lists and the optional seed as text, the rest as they are.
+
+    A word list is comma-separated while that reads back the same; otherwise (a newline, a comma or a
+    quote in a word, as in DRY's sequence breakers) it is JSON items, which :func:`parse_words` also reads.
+    """
     if spec.kind == "words":
-        return ", ".join(value)
+        plain = ", ".join(value)
+        return plain if parse_words(plain) == tuple(value) else ", ".join(json.dumps(w) for w in value)
     if spec.optional:
         return "" if value is None else str(value)
     return value
