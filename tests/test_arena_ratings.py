@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
+from chatbot.arena.counts import rated_tallies
 from chatbot.arena.leaderboard import (
     IntervalCache,
     board_intervals,
     board_summary,
     build_board,
-    rated_tallies,
     with_intervals,
 )
 from chatbot.arena.ratings import (
@@ -22,6 +22,8 @@ from chatbot.arena.ratings import (
     as_tallies,
     bootstrap,
     comparisons_from_votes,
+    fit_cells,
+    fit_from_cells,
     fit_ratings,
 )
 from chatbot.arena.votes import Vote, VoteStore
@@ -175,10 +177,69 @@ def test_interval_cache_computes_in_the_background_then_fills_the_board():
     cache = IntervalCache(rounds=50)
     board = build_board(votes)
     assert not board.intervals and "updating" in board_summary(board)
-    first = cache.get(votes, False)
-    ready = cache.wait(votes, False, timeout=60)
+    cells = fit_cells(votes)
+    first = cache.get("300 votes", lambda: cells.cells)
+    ready = cache.wait("300 votes", lambda: cells.cells, timeout=60)
     assert first is None and ready is not None
     assert ready == board_intervals(votes, False, rounds=50)
     filled = with_intervals(board, *ready)
     assert filled.intervals and filled.length_interval is not None
     assert all(s.low <= s.rating <= s.high and s.lc_low <= s.lc_rating <= s.lc_high for s in filled.standings)
+
+
+def assert_same_board(live_board, expected):
+    """Counts equal; ratings equal up to the fit's tolerance (the live fits start from earlier ratings)."""
+    assert (live_board.total, live_board.rated, live_board.left_out) == (
+        expected.total,
+        expected.rated,
+        expected.left_out,
+    )
+    assert [(s.identity, s.votes, s.counts) for s in live_board.standings] == [
+        (s.identity, s.votes, s.counts) for s in expected.standings
+    ]
+    for got, want in zip(live_board.standings, expected.standings, strict=True):
+        assert got.rating == pytest.approx(want.rating, abs=1e-6)
+        assert got.lc_rating == pytest.approx(want.lc_rating, abs=1e-6)
+    assert live_board.length_coef == pytest.approx(expected.length_coef, abs=1e-8)
+
+
+def test_live_board_catches_up_with_votes_from_anywhere_and_with_clears(tmp_path):
+    from chatbot.arena.live import LiveBoard
+
+    store = VoteStore(tmp_path / "v.sqlite3")
+    live = LiveBoard(store, {}, rounds=20)
+    other = VoteStore(tmp_path / "v.sqlite3")  # another process's store object: its own connections
+
+    def vote(c: Comparison, fingerprint: str, **extra) -> Vote:
+        return Vote(c.winner, c.a, c.a, c.b, c.b, "a " * c.len_a, "b " * c.len_b, fingerprint=fingerprint, **extra)
+
+    assert live.board("m1@1").total == 0 and live.models() == []
+    store.add_many([vote(c, "m1@1") for c in FIXED])
+    assert_same_board(live.board("m1@1"), build_board(store.tallies("m1@1")))
+    other.add(vote(FIXED[0], "m2@2"))
+    other.add(vote(FIXED[1], "m1@1", provenance_a="retry"))
+    board = live.board("m1@1")
+    assert board.total == len(FIXED) + 1 and board.left_out == {"retry": 1}
+    assert_same_board(board, build_board(store.tallies("m1@1")))
+    assert_same_board(
+        live.board("m1@1", include_flagged=True), build_board(store.tallies("m1@1"), include_flagged=True)
+    )
+    assert [(m.fingerprint, m.votes) for m in live.models()] == [("m1@1", 14), ("m2@2", 1)]
+    assert live.board(None).total == 15
+    other.clear("m1@1")  # a vote the live board counted is gone: it reads the store's tallies again
+    assert live.board("m1@1").total == 0 and live.board(None).total == 1
+    store.add(vote(FIXED[2], "m2@2"))
+    assert_same_board(live.board("m2@2"), build_board(store.tallies("m2@2")))
+    assert [(m.fingerprint, m.votes) for m in live.models()] == [("m2@2", 2)]
+    filled = live.board("m2@2", wait=True)
+    assert filled.intervals and all(s.low is not None for s in filled.standings)
+
+
+def test_a_fit_started_from_earlier_ratings_ends_where_a_cold_fit_does():
+    votes = simulated_length_only_votes(400)
+    earlier = fit_ratings(votes[:300], length=True)
+    cells = fit_cells(votes)
+    warm = fit_from_cells(cells, length=True, start=earlier)
+    cold = fit_ratings(votes, length=True)
+    assert warm.ratings == pytest.approx(cold.ratings, abs=1e-8)
+    assert warm.length_coef == pytest.approx(cold.length_coef, abs=1e-10)

@@ -23,27 +23,27 @@ import math
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+from chatbot.arena.counts import LEFT_OUT_NOTES, RatedCounts, ScopeCounts
 from chatbot.arena.kinds import PANELS, SHARED_KINDS, outcome_for, points
-from chatbot.arena.provenance import EXCLUSION_REASONS, exclusion_reason
 from chatbot.arena.ratings import (
     BASE_RATING,
+    CellTable,
     Comparison,
+    Fit,
+    FitCell,
     Intervals,
-    Tallies,
     Tally,
     as_tallies,
-    bootstrap,
-    fit_ratings,
+    bootstrap_cells,
+    fit_from_cells,
 )
 
 logger = logging.getLogger(__name__)
 
-SAME_SETTING = "same-setting"
-LEFT_OUT_NOTES = {**EXCLUSION_REASONS, SAME_SETTING: "both sides were the same setting (never rated)"}
 MIN_VOTES_FOR_INTERVAL = 5  # below this a bootstrap interval looks precise and is not: say so instead
 UPDATING = "updating…"
 
@@ -135,31 +135,8 @@ def short_name(identity: str, names: Mapping[str, str] | None = None, presets_js
     return f"{name}, {', '.join(f'{k}={mine}' for k, mine, _ in diff)}"
 
 
-def left_out_reason(t: Tally) -> str | None:
-    """Why a tally's votes are not rated by default (a LEFT_OUT_NOTES key), or None."""
-    if t.a == t.b:
-        return SAME_SETTING
-    return exclusion_reason(t.provenance_a, t.provenance_b, t.identical)
-
-
-def rated_tallies(tallies: Sequence[Tally], include_flagged: bool = False) -> tuple[Tallies, dict[str, int]]:
-    """The tallies the ratings use, and the votes left out by reason (all listed, even when included)."""
-    rated, left_out = Tallies(), Counter()
-    reasons: dict[tuple, str | None] = {}  # a few distinct inputs over thousands of tallies
-    for t in as_tallies(tallies):
-        key = (t.a == t.b, t.provenance_a, t.provenance_b, t.identical)
-        reason = reasons[key] if key in reasons else reasons.setdefault(key, left_out_reason(t))
-        if reason is not None:
-            left_out[reason] += t.n
-        if reason is None or (include_flagged and reason != SAME_SETTING):
-            rated.append(t)
-    return rated, dict(left_out)
-
-
-def _standings(tallies: Sequence[Tally], raw, lc, names, presets) -> list[Standing]:
-    by_outcome: Counter = Counter()  # (a, b, winner, swapped) -> votes: a few hundred keys at most
-    for t in tallies:
-        by_outcome[t.a, t.b, t.winner, t.swapped] += t.n
+def _standings(by_outcome: Mapping[tuple, int], raw: Fit, lc: Fit, names, presets) -> list[Standing]:
+    """One row per setting from votes per (a, b, winner, swapped): a few hundred keys at most."""
     counts: dict[str, Counter] = defaultdict(Counter)
     earned: dict[str, float] = defaultdict(float)
     by_side: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])  # (identity, side) -> points, votes
@@ -203,35 +180,60 @@ def with_intervals(board: Board, raw: Intervals, lc: Intervals) -> Board:
     return replace(board, standings=standings, length_interval=lc.length_coef, intervals=True)
 
 
+def _fits(board: Board | None) -> tuple[Fit | None, Fit | None]:
+    """A board's point fits (raw, length-controlled), to start the next fit from."""
+    if board is None or not board.standings:
+        return None, None
+    raw = Fit({s.identity: s.rating for s in board.standings})
+    return raw, Fit({s.identity: s.lc_rating for s in board.standings}, board.length_coef)
+
+
+def board_from_counts(
+    counts: ScopeCounts,
+    names: Mapping[str, str] | None = None,
+    presets_json: Mapping[str, dict] | None = None,
+    include_flagged: bool = False,
+    previous: Board | None = None,
+) -> Board:
+    """Counts and point ratings (raw and length-controlled), without intervals: cheap, for every vote.
+
+    ``previous``: the board of nearly the same votes (before the latest vote); its ratings start the fits.
+    """
+    rated: RatedCounts = counts.rated[include_flagged]
+    start_raw, start_lc = _fits(previous)
+    raw = fit_from_cells(rated.cells, start=start_raw)
+    lc = fit_from_cells(rated.cells, length=True, start=start_lc)
+    return Board(
+        standings=_standings(rated.outcomes, raw, lc, names, presets_json),
+        total=counts.total,
+        rated=rated.votes,
+        left_out=dict(counts.left_out),
+        include_flagged=include_flagged,
+        length_coef=lc.length_coef if rated.votes else None,
+        left_points=rated.left_points / rated.votes if rated.votes else None,
+        unknown_provenance=rated.unknown_provenance,
+    )
+
+
 def build_board(
     tallies: Sequence[Tally] | Sequence[Comparison],
     names: Mapping[str, str] | None = None,
     presets_json: Mapping[str, dict] | None = None,
     include_flagged: bool = False,
 ) -> Board:
-    """Counts and point ratings (raw and length-controlled), without intervals: cheap, for every vote."""
-    tallies = as_tallies(tallies)
-    rated, left_out = rated_tallies(tallies, include_flagged)
-    raw, lc = fit_ratings(rated), fit_ratings(rated, length=True)
-    total_rated = sum(t.n for t in rated)
-    points_of = {w: points(w) for w in {t.winner for t in rated}}
-    left = sum(points_of[t.winner][t.swapped] * t.n for t in rated)  # swapped: B (index 1) was on the left
-    return Board(
-        standings=_standings(rated, raw, lc, names, presets_json),
-        total=sum(t.n for t in tallies),
-        rated=total_rated,
-        left_out=left_out,
-        include_flagged=include_flagged,
-        length_coef=lc.length_coef if total_rated else None,
-        left_points=left / total_rated if total_rated else None,
-        unknown_provenance=sum(t.n for t in rated if "unknown" in (t.provenance_a, t.provenance_b)),
-    )
+    """Counts and point ratings (raw and length-controlled) of some votes, without intervals."""
+    return board_from_counts(ScopeCounts.of(as_tallies(tallies)), names, presets_json, bool(include_flagged))
+
+
+def cell_intervals(cells: Mapping[FitCell, int] | CellTable, rounds: int, seed: int = 0) -> tuple[Intervals, Intervals]:
+    """Bootstrap intervals (raw, length-controlled) of the ratings fitted on ``cells``: the slow part."""
+    return bootstrap_cells(cells, rounds=rounds, seed=seed), bootstrap_cells(cells, length=True, rounds=rounds, seed=seed)
 
 
 def board_intervals(tallies: Sequence[Tally], include_flagged: bool, rounds: int, seed: int = 0):
-    """Bootstrap intervals (raw, length-controlled) of a board's ratings: the slow part."""
-    rated, _ = rated_tallies(as_tallies(tallies), include_flagged)
-    return bootstrap(rated, rounds=rounds, seed=seed), bootstrap(rated, length=True, rounds=rounds, seed=seed)
+    """Bootstrap intervals (raw, length-controlled) of a board's ratings."""
+    counts = ScopeCounts.of(as_tallies(tallies))
+    return cell_intervals(counts.rated[bool(include_flagged)].cells, rounds, seed)
 
 
 def leaderboard(
@@ -250,37 +252,37 @@ def leaderboard(
 class IntervalCache:
     """Bootstrap intervals computed off the request path, remembered per set of votes.
 
-    ``get`` returns the intervals when they are ready; otherwise it asks for them and returns None,
-    and the caller shows "updating". One background thread computes them; while it works, only the
-    latest request waits (votes arriving meanwhile do not queue one job each).
+    ``get(key, cells)`` returns the intervals of the votes ``key`` names when they are ready;
+    otherwise it asks for them and returns None, and the caller shows "updating". ``cells`` gives
+    those votes' fit cells (a function: called only when the intervals are not known, and before
+    ``get`` returns, so the caller may change its counts afterwards). One background thread
+    computes them; while it works, only the latest request waits (votes arriving meanwhile do not
+    queue one job each).
     """
 
     def __init__(self, rounds: int = 200, seed: int = 0, keep: int = 8):
         self.rounds, self.seed, self.keep = rounds, seed, keep
-        self._done: OrderedDict[tuple, tuple[Intervals, Intervals]] = OrderedDict()
-        self._wanted: tuple | None = None  # the latest key asked for and not computed yet
+        self._done: OrderedDict[Hashable, tuple[Intervals, Intervals]] = OrderedDict()
+        self._wanted: tuple[Hashable, dict] | None = None  # the latest key asked for, with its cells
         self._running: Future | None = None
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-intervals")
 
-    def _key(self, tallies: Sequence[Tally], include_flagged: bool) -> tuple:
-        return tuple(as_tallies(tallies)), include_flagged
-
-    def get(self, tallies: Sequence[Tally], include_flagged: bool) -> tuple[Intervals, Intervals] | None:
-        key = self._key(tallies, include_flagged)
+    def get(self, key: Hashable, cells: Callable[[], Mapping[FitCell, int]]) -> tuple[Intervals, Intervals] | None:
         with self._lock:
             if key in self._done:
                 self._done.move_to_end(key)
                 return self._done[key]
-            self._wanted = key
+            if self._wanted is None or self._wanted[0] != key:
+                self._wanted = (key, dict(cells()))  # a copy: the caller's counts move on
             if self._running is None or self._running.done():
                 self._running = self._pool.submit(self._work)
         return None
 
-    def wait(self, tallies: Sequence[Tally], include_flagged: bool, timeout: float | None = None):
+    def wait(self, key: Hashable, cells: Callable[[], Mapping[FitCell, int]], timeout: float | None = None):
         """Block until the intervals of these votes are ready (tests, benchmarks)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while (ready := self.get(tallies, include_flagged)) is None:
+        while (ready := self.get(key, cells)) is None:
             with self._lock:
                 running = self._running
             if running is not None:
@@ -290,14 +292,14 @@ class IntervalCache:
     def _work(self) -> None:
         while True:
             with self._lock:
-                key, self._wanted = self._wanted, None
-                if key is None or key in self._done:
-                    if key is None:
-                        return
+                wanted, self._wanted = self._wanted, None
+                if wanted is None:
+                    return
+                if wanted[0] in self._done:
                     continue
-            tallies, include_flagged = key
+            key, cells = wanted
             try:
-                result = board_intervals(list(tallies), include_flagged, self.rounds, self.seed)
+                result = cell_intervals(cells, self.rounds, self.seed)
             except Exception:
                 logger.exception("bootstrap intervals failed")
                 raise

@@ -129,15 +129,15 @@ TALLY_KEY = ("fingerprint", "settings_a_id", "settings_b_id", "winner", "swapped
              "provenance_b", "identical")  # fmt: skip
 
 
-def _tally_exprs(row: str) -> list[str]:
-    """The tally key of the votes row ``row`` (NEW or OLD in a trigger) as SQL expressions."""
+def tally_exprs(row: str) -> list[str]:
+    """The tally key of the votes row ``row`` (NEW or OLD in a trigger, or the table) as SQL expressions."""
     steps = f"{float(LENGTH_STEPS)}"
     x = f"ROUND({steps} * ({row}.len_a - {row}.len_b) / MAX({row}.len_a + {row}.len_b, 1)) / {steps}"
     return [x if column == "x" else f"{row}.{column}" for column in TALLY_KEY]
 
 
 def _tally_match(row: str) -> str:
-    return " AND ".join(f"{c} = {v}" for c, v in zip(TALLY_KEY, _tally_exprs(row), strict=True))
+    return " AND ".join(f"{c} = {v}" for c, v in zip(TALLY_KEY, tally_exprs(row), strict=True))
 
 
 def add_vote_tallies(conn: sqlite3.Connection) -> None:
@@ -148,9 +148,9 @@ def add_vote_tallies(conn: sqlite3.Connection) -> None:
         f"CREATE TABLE vote_tallies ({', '.join(f'{c} NOT NULL' for c in TALLY_KEY)}, n INTEGER NOT NULL, "
         f"PRIMARY KEY ({key})) WITHOUT ROWID"
     )
-    exprs = ", ".join(_tally_exprs("votes"))
+    exprs = ", ".join(tally_exprs("votes"))
     conn.execute(f"INSERT INTO vote_tallies ({key}, n) SELECT {exprs}, COUNT(*) FROM votes GROUP BY {exprs}")
-    new = ", ".join(_tally_exprs("NEW"))
+    new = ", ".join(tally_exprs("NEW"))
     add = f"INSERT INTO vote_tallies ({key}, n) VALUES ({new}, 1) ON CONFLICT DO UPDATE SET n = n + 1;"
     remove = (
         f"UPDATE vote_tallies SET n = n - 1 WHERE {_tally_match('OLD')}; "

@@ -154,33 +154,119 @@ def vote_points(c: Comparison | Tally) -> tuple[float, float]:
     return points(c.winner)
 
 
-def _players(tallies: Sequence[Tally], identities: Iterable[str] = ()) -> dict[str, int]:
-    names = sorted({*identities, *(t.a for t in tallies), *(t.b for t in tallies)})
-    return {name: i for i, name in enumerate(names)}
+class FitCell(NamedTuple):
+    """Votes the fit cannot tell apart: the pair in identity order (a < b), a's points and the length covariate."""
+
+    a: str
+    b: str
+    score: float
+    x: float
+
+
+def fit_cell(t: Tally | Comparison) -> FitCell | None:
+    """The cell of a tally's votes; None for a setting against itself (no information about ratings).
+
+    A vote of b against a is the same observation as one of a against b with the points and the
+    covariate flipped, so each unordered pair has one set of cells: half the rows of ordered pairs.
+    """
+    if t.a == t.b:
+        return None
+    score = points(t.winner)[0]
+    x = t.x if isinstance(t, Tally) else length_covariate(t.len_a, t.len_b)
+    return FitCell(t.a, t.b, score, x) if t.a < t.b else FitCell(t.b, t.a, 1.0 - score, -x)
+
+
+class CellTable:
+    """Votes per fit cell, counted as they come, and the rows the point fit reads.
+
+    A new vote costs a few dictionary updates. The point fit's rows merge the votes of one pair and
+    length covariate and sum their points (the likelihood of votes that share p depends only on
+    their count and their points), so a fit reads a few hundred rows as arrays, with no Python loop
+    over votes or cells. The bootstrap reads ``cells``: a resample must draw votes, points included.
+    """
+
+    def __init__(self):
+        self.cells: dict[FitCell, int] = {}
+        self.players: dict[str, int] = {}  # identity -> its parameter, in order of appearance
+        self._rows: dict[tuple[str, str, float], int] = {}  # (a, b, x) -> row
+        self._a: list[int] = []
+        self._b: list[int] = []
+        self._x: list[float] = []
+        self._n: list[int] = []
+        self._points: list[float] = []
+
+    def add(self, cell: FitCell, n: int = 1) -> None:
+        self.cells[cell] = self.cells.get(cell, 0) + n
+        key = (cell.a, cell.b, cell.x)
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = len(self._n)
+            self._a.append(self.players.setdefault(cell.a, len(self.players)))
+            self._b.append(self.players.setdefault(cell.b, len(self.players)))
+            self._x.append(cell.x)
+            self._n.append(0)
+            self._points.append(0.0)
+        self._n[row] += n
+        self._points[row] += cell.score * n
+
+    @classmethod
+    def of(cls, cells: Iterable[tuple[FitCell, int]]) -> CellTable:
+        table = cls()
+        for cell, n in cells:
+            table.add(cell, n)
+        return table
+
+    def design(self, index: Mapping[str, int], length: bool) -> _Design:
+        """The point fit's inputs, parameters numbered by ``index`` (which holds every player)."""
+        order = np.array([index[name] for name in self.players], dtype=np.intp)  # this table's ids -> index
+        g, k = len(self._n), len(index)
+        X = np.zeros((g, k + int(length)))
+        rows = np.arange(g)
+        X[rows, order[np.asarray(self._a, dtype=np.intp)]] = 1.0
+        X[rows, order[np.asarray(self._b, dtype=np.intp)]] = -1.0
+        if length:
+            X[:, k] = self._x
+        n = np.asarray(self._n, dtype=float)
+        score = np.divide(self._points, n, out=np.zeros(g), where=n > 0)
+        return _Design(X, score, n, k)
+
+
+def fit_cells(tallies: Iterable[Tally] | Iterable[Comparison]) -> CellTable:
+    """Votes per fit cell: all the Bradley-Terry fit (and a resample of it) reads."""
+    table = CellTable()
+    for t in tallies:
+        cell = fit_cell(t)
+        if cell is not None:
+            table.add(cell, t.n if isinstance(t, Tally) else 1)
+    return table
+
+
+def _identities(tallies: Sequence[Tally] | Sequence[Comparison]) -> set[str]:
+    return {*(t.a for t in tallies), *(t.b for t in tallies)}
 
 
 @dataclass(frozen=True)
 class _Design:
-    """The fit's inputs: one row per tally with a vote between different settings."""
+    """The fit's inputs: one row per group of votes that share their probability (and, for a resample, points)."""
 
-    X: np.ndarray  # (G, P): +1 for A's rating, -1 for B's, then x when length-controlled
-    score: np.ndarray  # (G,) A's points per vote
+    X: np.ndarray  # (G, P): +1 for a's rating, -1 for b's, then x when length-controlled
+    score: np.ndarray  # (G,) a's points per vote
     n: np.ndarray  # (G,) votes
     players: int  # K: the first K parameters are ratings
 
 
-def _design(tallies: Sequence[Tally], index: Mapping[str, int], length: bool) -> _Design:
-    kept = [t for t in tallies if t.a != t.b]  # a setting against itself carries no information
-    k = len(index)
-    X = np.zeros((len(kept), k + int(length)))
-    rows = np.arange(len(kept))
-    X[rows, [index[t.a] for t in kept]] = 1.0
-    X[rows, [index[t.b] for t in kept]] = -1.0
+def _cell_design(cells: Mapping[FitCell, int], index: Mapping[str, int], length: bool) -> _Design:
+    """One row per cell, in the mapping's order: what the bootstrap resamples."""
+    keys = list(cells)
+    k, g = len(index), len(keys)
+    X = np.zeros((g, k + int(length)))
+    rows = np.arange(g)
+    X[rows, [index[c.a] for c in keys]] = 1.0
+    X[rows, [index[c.b] for c in keys]] = -1.0
     if length:
-        X[:, k] = [t.x for t in kept]
-    score_of = {w: points(w)[0] for w in {t.winner for t in kept}}
-    score = np.array([score_of[t.winner] for t in kept], dtype=float)
-    return _Design(X, score, np.array([t.n for t in kept], dtype=float), k)
+        X[:, k] = [c.x for c in keys]
+    score = np.array([c.score for c in keys], dtype=float)
+    return _Design(X, score, np.array(list(cells.values()), dtype=float), k)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -221,6 +307,37 @@ def _to_fit(beta: np.ndarray, index: Mapping[str, int], length: bool) -> Fit:
     return Fit(ratings, float(beta[len(index)]) if length else None)
 
 
+def _start(previous: Fit | None, index: Mapping[str, int], length: bool) -> np.ndarray | None:
+    """Parameters of an earlier fit as a starting point (settings it did not have start at 1000)."""
+    if previous is None:
+        return None
+    beta = np.zeros(len(index) + int(length))
+    for name, i in index.items():
+        beta[i] = (previous.ratings.get(name, BASE_RATING) - BASE_RATING) / ELO_SCALE
+    if length:
+        beta[-1] = previous.length_coef or 0.0
+    return beta
+
+
+def fit_from_cells(
+    cells: CellTable,
+    length: bool = False,
+    identities: Iterable[str] = (),
+    prior: float = 1.0,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    start: Fit | None = None,
+) -> Fit:
+    """Bradley-Terry ratings from votes per fit cell; ``start``: an earlier fit of nearly the same votes
+    (the leaderboard's previous one), from which Newton needs two or three steps instead of ten."""
+    index = dict(cells.players)
+    for name in sorted(set(identities) - index.keys()):
+        index[name] = len(index)
+    design = cells.design(index, length)
+    beta = _newton(design, design.n[None, :], prior, tol, max_iter, _start(start, index, length))[0]
+    return _to_fit(beta, index, length)
+
+
 def fit_ratings(
     tallies: Sequence[Tally] | Sequence[Comparison],
     length: bool = False,
@@ -230,11 +347,8 @@ def fit_ratings(
     max_iter: int = 100,
 ) -> Fit:
     """Bradley-Terry ratings on the Elo scale; with ``length`` the length coefficient is fitted too."""
-    tallies = as_tallies(tallies)
-    index = _players(tallies, identities)
-    design = _design(tallies, index, length)
-    beta = _newton(design, design.n[None, :], prior, tol, max_iter)[0]
-    return _to_fit(beta, index, length)
+    identities = {*identities, *_identities(tallies)}
+    return fit_from_cells(fit_cells(tallies), length, identities, prior, tol, max_iter)
 
 
 def bradley_terry(
@@ -242,6 +356,40 @@ def bradley_terry(
 ) -> dict[str, float]:
     """Raw Bradley-Terry ratings on the Elo scale: P(i beats j) = p_i / (p_i + p_j)."""
     return fit_ratings(comparisons, identities=identities, prior=prior).ratings
+
+
+def bootstrap_cells(
+    cells: Mapping[FitCell, int] | CellTable,
+    length: bool = False,
+    rounds: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+    prior: float = 1.0,
+) -> Intervals:
+    """Percentile bootstrap intervals of the ratings (and the length coefficient), resampling votes.
+
+    A resample of the votes with replacement is a multinomial draw of each cell's votes: votes of one
+    cell are interchangeable for the fit. The cells are taken in sorted order, so the same votes give
+    the same draws however they were counted.
+    """
+    cells = dict(sorted((cells.cells if isinstance(cells, CellTable) else cells).items()))
+    index = {name: i for i, name in enumerate(sorted({*(c.a for c in cells), *(c.b for c in cells)}))}
+    design = _cell_design(cells, index, length)
+    total = int(design.n.sum())
+    if total == 0 or rounds < 1:
+        flat = {name: (BASE_RATING, BASE_RATING) for name in index}
+        return Intervals(flat, (0.0, 0.0) if length else None)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(total, design.n / total, size=rounds).astype(float)  # (R, G)
+    point = _newton(design, design.n[None, :], prior, 1e-8, 100)[0]
+    beta = _newton(design, draws, prior, 1e-6, 100, start=point)  # resamples start at the point fit: few steps
+    low, high = percentile_interval(beta, level)  # over the resamples, per parameter
+    ratings = {
+        name: (BASE_RATING + ELO_SCALE * float(low[i]), BASE_RATING + ELO_SCALE * float(high[i]))
+        for name, i in index.items()
+    }
+    k = len(index)
+    return Intervals(ratings, (float(low[k]), float(high[k])) if length else None)
 
 
 def bootstrap(
@@ -253,25 +401,7 @@ def bootstrap(
     prior: float = 1.0,
 ) -> Intervals:
     """Percentile bootstrap intervals of the ratings (and the length coefficient), resampling votes."""
-    tallies = as_tallies(tallies)
-    index = _players(tallies)
-    design = _design(tallies, index, length)
-    total = int(design.n.sum())
-    if total == 0 or rounds < 1:
-        flat = {name: (BASE_RATING, BASE_RATING) for name in index}
-        return Intervals(flat, (0.0, 0.0) if length else None)
-    rng = np.random.default_rng(seed)
-    # a resample of the votes with replacement is a multinomial count of each tally's votes
-    draws = rng.multinomial(total, design.n / total, size=rounds).astype(float)  # (R, G)
-    point = _newton(design, design.n[None, :], prior, 1e-8, 100)[0]
-    beta = _newton(design, draws, prior, 1e-6, 100, start=point)  # resamples start at the point fit: few steps
-    low, high = percentile_interval(beta, level)  # over the resamples, per parameter
-    ratings = {
-        name: (BASE_RATING + ELO_SCALE * float(low[i]), BASE_RATING + ELO_SCALE * float(high[i]))
-        for name, i in index.items()
-    }
-    k = len(index)
-    return Intervals(ratings, (float(low[k]), float(high[k])) if length else None)
+    return bootstrap_cells(fit_cells(tallies), length, rounds, level, seed, prior)
 
 
 def bootstrap_intervals(

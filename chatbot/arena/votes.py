@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -31,7 +32,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from chatbot.arena.kinds import WINNERS
-from chatbot.arena.migrations import SCHEMA_VERSION, TALLY_KEY, VoteStoreError, check_version, migrate
+from chatbot.arena.migrations import (
+    SCHEMA_VERSION,
+    TALLY_KEY,
+    VoteStoreError,
+    check_version,
+    migrate,
+    tally_exprs,
+)
 from chatbot.arena.provenance import PROVENANCE_NOTES, UNKNOWN, same_text, word_count
 from chatbot.arena.ratings import Tally, tallies_from_rows
 
@@ -123,6 +131,20 @@ def _scope(fingerprint: str | None) -> tuple[str, tuple]:
 
 
 @dataclass(frozen=True)
+class TallyLog:
+    """Votes as tallies by model fingerprint, with where the store stood when they were read.
+
+    ``count`` and ``last_id``: the store's vote count and highest vote id at that moment. A reader
+    that read up to ``last_id`` before and now sees ``count`` equal to its old count plus the new
+    rows knows that no vote it counted was deleted since (ids only grow; writers take turns).
+    """
+
+    count: int
+    last_id: int
+    tallies: list[tuple[str, Tally]]  # (fingerprint, tally)
+
+
+@dataclass(frozen=True)
 class ModelVotes:
     """The votes stored for one model fingerprint: what the leaderboard's model selector lists."""
 
@@ -136,6 +158,8 @@ class VoteStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._reader: sqlite3.Connection | None = None  # see _read
+        self._reader_lock = threading.Lock()
         with self._connect() as conn:
             check_version(conn, self.path)  # refuse a newer file before changing anything in it
             # WAL persists in the file; set once. Readers then never block the writer.
@@ -164,6 +188,22 @@ class VoteStore:
             raise
         finally:
             conn.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """The store's one long-lived read connection (opened on first use), for the leaderboard's
+        frequent reads. Besides sparing a connection per read, it keeps the WAL file open between
+        the short-lived connections: without it, each one that closes last checkpoints and deletes
+        the WAL, and the next one rebuilds it, several milliseconds per vote."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            yield self._reader
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection (any thread or process) commits a change."""
+        with self._read() as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -216,6 +256,23 @@ class VoteStore:
             conn.row_factory = None  # plain tuples: thousands of rows, read on every vote
             rows = conn.execute(query, args).fetchall()
         return tallies_from_rows(rows)
+
+    def read_tallies(self, after_id: int | None = None) -> TallyLog:
+        """Every model's tallies (``after_id`` None), or one tally per vote with an id above ``after_id``:
+        what an in-memory leaderboard needs to catch up with the votes stored since it last read."""
+        key = ", ".join(TALLY_KEY)
+        with self._read() as conn:
+            conn.execute("BEGIN")  # one snapshot for the state and the rows
+            try:
+                count, last_id = conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM votes").fetchone()
+                if after_id is None:
+                    rows = conn.execute(f"SELECT {key}, n FROM vote_tallies ORDER BY {key}").fetchall()
+                else:
+                    new = ", ".join(tally_exprs("votes"))
+                    rows = conn.execute(f"SELECT {new}, 1 FROM votes WHERE id > ? ORDER BY id", (after_id,)).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        return TallyLog(int(count), int(last_id), [(row[0], Tally._make(row[1:])) for row in rows])
 
     def models(self) -> list[ModelVotes]:
         """Every model fingerprint with votes, the most voted first (read from the tallies: fast)."""
