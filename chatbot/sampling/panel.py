@@ -56,11 +56,17 @@ def differs_line(settings: SamplingSettings, preset: str, presets: Mapping[str, 
         return f"custom settings ({settings.describe()})"
     mine, theirs = settings.relevant_fields(), base.to_dict()
     changed = [
-        f"{FIELD[name].short.replace('{}', '') or name} {_show(theirs[name])} -> {_show(value)}"
+        f"{_short_name(name)} {_show(theirs[name])} -> {_show(value)}"
         for name, value in mine.items()
         if value != theirs[name]
     ]
     return f"{preset}, changed: {', '.join(changed)}" if changed else f"{preset} (unchanged)"
+
+
+def _short_name(name: str) -> str:
+    # a template short label ("x{}" for num_candidates) says nothing without its value: use the field name
+    short = FIELD[name].short
+    return name if not short or "{}" in short else short
 
 
 def _show(value) -> str:
