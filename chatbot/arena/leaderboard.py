@@ -227,7 +227,8 @@ def build_board(
 
 def cell_intervals(cells: Mapping[FitCell, int] | CellTable, rounds: int, seed: int = 0) -> tuple[Intervals, Intervals]:
     """Bootstrap intervals (raw, length-controlled) of the ratings fitted on ``cells``: the slow part."""
-    return bootstrap_cells(cells, rounds=rounds, seed=seed), bootstrap_cells(cells, length=True, rounds=rounds, seed=seed)
+    raw = bootstrap_cells(cells, rounds=rounds, seed=seed)
+    return raw, bootstrap_cells(cells, length=True, rounds=rounds, seed=seed)
 
 
 def board_intervals(tallies: Sequence[Tally], include_flagged: bool, rounds: int, seed: int = 0):
