@@ -198,3 +198,41 @@ def test_report_warns_that_coherence_does_not_judge_the_coherence_reranker():
         "top-p+coherence: ranked by MiniLM coherence, the embedder of the coherence and off-topic columns, "
         "which are then no independent judge of it; F1, BLEU and votes are."
     ]
+
+
+def test_the_reply_path_ranks_by_the_settings_reranker_and_keeps_every_score(tiny_chatbot):
+    from chatbot.conversation import Chatbot
+    from chatbot.generation import GenerationResult
+    from chatbot.sampling import PRESETS
+
+    class LengthEmbedder:
+        """Cosine with any user turn falls with the reply's length: (1, length) against (1, 0)."""
+
+        def encode(self, texts):
+            return np.array([[1.0, 0.0] if i < len(texts) // 2 else [1.0, len(t)] for i, t in enumerate(texts)])
+
+    bot = Chatbot.load(tiny_chatbot)
+    bot.scorer._embedder_factory = LengthEmbedder
+    eot = bot.ids.eot
+
+    def canned(prompts, settings, attempt=1):
+        """A long reply the model likes (mean -0.5) and a short one it likes less (mean -2.0)."""
+        group = []
+        for text, mean in (("i love pizza with mushrooms and peppers.", -0.5), ("pizza, sure.", -2.0)):
+            tokens = tuple(bot.tokenizer.encode(text, add_special_tokens=False))
+            n = len(tokens) + 1
+            group.append(Candidate(text, tokens, logprob=mean * n, n_tokens=n, raw_text=text, stop_id=eot))
+        return GenerationResult([list(group) for _ in prompts], seconds=0.01, new_tokens=0)
+
+    bot.backend.generate = canned
+    settings = PRESETS["top-p"].replace(num_candidates=2)
+    by_logprob = bot.generate_reply(["do you like pizza?"], settings=settings)
+    assert by_logprob.text == "i love pizza with mushrooms and peppers." and by_logprob.score == pytest.approx(-0.5)
+    by_coherence = bot.generate_reply(["do you like pizza?"], settings=settings.replace(reranker="coherence"))
+    assert by_coherence.text == "pizza, sure." and by_coherence.score == pytest.approx(1 / math.sqrt(1 + 12**2))
+    shown = by_coherence.candidates[by_coherence.chosen].to_dict()["scores"]
+    assert shown["logprob"] == pytest.approx(-2.0) and set(shown) == {"logprob", "coherence", RANK}
+    mmi = bot.generate_reply(["do you like pizza?"], settings=settings.replace(reranker="mmi", mmi_lambda=1.0))
+    for c in mmi.candidates:  # the no-context term comes from the tiny model's own forward pass
+        assert c.scores["mmi"] == pytest.approx(c.scores["logprob"] - c.scores["no_context"], abs=1e-6)
+        assert c.scores["no_context"] < 0
