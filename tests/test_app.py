@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import socket
@@ -25,7 +26,7 @@ from chatbot.app.render import clean_message, messages, render_stream
 from chatbot.app.server import config_from_args, parse_args, parse_auth
 from chatbot.app.sessions import AppConfig
 from chatbot.errors import ChatbotError, ModelLoadError
-from chatbot.sampling import PRESETS, SamplingSettings
+from chatbot.sampling import FIELD, FIELD_NAMES, FIELDS, PRESETS, STRATEGIES, SamplingSettings
 
 # one sampling panel's values: a preset, then the fields changed from it (the page sends every field);
 # short replies keep the suite fast on 2 shared cores
@@ -504,6 +505,121 @@ def test_leaderboard_is_scoped_by_model_with_all_models_on_request(app, tiny_cha
     assert len(rows) == 2 and "1 of 1 votes rated" in summary
     keys = [value for _, value in selector.choices]
     assert session.pair.fingerprint in keys and len(app.votes.leaderboard_view(session, "loaded model", True)[0]) == 2
+
+
+# -- the sampling panel ------------------------------------------------------------------------------
+
+
+def built_panels(app: ChatApp) -> dict[str, dict]:
+    """Each panel's controls by field name, as the page passes them to chat_send and ab_send."""
+    demo = build_app(app.config, app)
+    fns = {fn.api_name: fn for fn in demo.fns.values()}
+    out = {}
+    for api, prefix in (("chat_send", ""), ("ab_send", "a_"), ("ab_send", "b_")):
+        named = dict(zip(fns[api].input_parameter_names, fns[api].inputs, strict=True))
+        out[prefix or "chat"] = {name: named.get(prefix + name) for name in ["preset", *FIELD_NAMES]}
+    return out
+
+
+def test_every_field_has_a_control_in_the_chat_panel_and_both_ab_panels(app):
+    from chatbot.app.controls import control_help, slider_range
+
+    for panel, controls in built_panels(app).items():
+        assert isinstance(controls["preset"], gr.Dropdown), panel
+        for spec in FIELDS:
+            control = controls[spec.name]
+            assert control is not None, f"{spec.name} has no control in the {panel} panel"
+            assert (control.label, control.info) == (spec.label, control_help(spec))
+            if isinstance(control, gr.Slider):
+                low, high = slider_range(spec)
+                assert (control.minimum, control.maximum, control.step) == (low, high, spec.step)
+    # a slider's range is the metadata's UI range, widened for a preset that goes beyond it
+    assert slider_range(FIELD["min_p"]) == (0.0, 0.5) and slider_range(FIELD["min_p"], 0.8) == (0.0, 0.8)
+    assert slider_range(FIELD["temperature"]) == (0.05, 2.0)
+    assert control_help(FIELD["min_p"]).endswith("; 0 = off")
+
+
+def test_panel_reads_back_every_preset_it_shows():
+    from chatbot.app.controls import panel_values
+
+    for name, preset in PRESETS.items():
+        assert settings_from_panel(PRESETS, {"preset": name, **panel_values(preset)}) == preset, name
+
+
+def test_fields_the_strategy_does_not_use_are_hidden(app):
+    from chatbot.app.controls import sampling_panel, strategy_updates
+
+    with gr.Blocks():
+        panel = sampling_panel(app, "top-p", "Chat")
+    assert panel.controls["min_p"].visible and not panel.controls["num_beams"].visible
+    assert not panel.groups["beam"].visible and panel.groups["truncation"].visible
+    # the groups the preset uses start open; the others closed, so min_p is one click away at most
+    assert panel.groups["truncation"].open and not panel.groups["dry"].open
+    shown = {
+        strategy: {name for name, c in panel.controls.items() if strategy_updates(panel, strategy)[c]["visible"]}
+        for strategy in STRATEGIES
+    }
+    assert {"min_p", "temperature", "xtc_threshold", "seed"} <= shown["sample"] and "num_beams" not in shown["sample"]
+    assert {"num_beams", "length_penalty", "dry_multiplier"} <= shown["beam"] and "min_p" not in shown["beam"]
+    assert shown["greedy"] == {s.name for s in FIELDS if s.name == "strategy" or "greedy" in s.strategies}
+    groups = strategy_updates(panel, "greedy")
+    assert not groups[panel.groups["truncation"]]["visible"] and groups[panel.groups["penalties"]]["visible"]
+
+
+def test_differs_line_names_what_the_panel_changed_from_its_preset():
+    from chatbot.app.controls import differs_text, panel_values
+
+    top_p = {"preset": "top-p", **panel_values(PRESETS["top-p"])}
+    assert differs_text(PRESETS, top_p) == "**Preset** top-p (unchanged)"
+    changed = top_p | {"min_p": 0.05, "temperature": 1.0}
+    assert differs_text(PRESETS, changed) == "**Preset** top-p, changed: T 0.7 -> 1, min_p 0 -> 0.05"
+    # fields greedy decoding ignores are not listed; what the strategy implies is
+    greedy = differs_text(PRESETS, changed | {"strategy": "greedy"})
+    assert greedy == "**Preset** top-p, changed: strategy sample -> greedy, num_candidates 4 -> 1"
+    assert differs_text(PRESETS, top_p | {"temperature": 0}).startswith("⚠️ sampling setting temperature=0.0")
+
+
+def test_save_as_preset_then_other_tabs_see_it_after_a_reload(app, tiny_chatbot):
+    from chatbot.app.controls import reload_presets, save_panel_preset
+
+    name, saved = save_panel_preset(app, " my-min-p ", STREAM | {"min_p": 0.07})
+    assert name == "my-min-p" and app.presets[name] == saved and saved.min_p == 0.07
+    assert json.loads((app.config.data_dir / "presets.json").read_text())[name]["min_p"] == 0.07
+    # another page (a fresh app on the same data folder, as after a restart) lists it on load
+    other = ChatApp(AppConfig(model=tiny_chatbot, data_dir=app.config.data_dir))
+    assert "my-min-p" not in other.presets and "my-min-p" in reload_presets(other)
+    assert other.presets["my-min-p"].identity == saved.identity
+    with pytest.raises(ChatbotError, match="built-in preset"):
+        save_panel_preset(app, "greedy", GREEDY)
+    with pytest.raises(ChatbotError, match="needs a name"):
+        save_panel_preset(app, "  ", GREEDY)
+
+
+def test_save_as_preset_is_refused_when_reachable_without_a_login(app):
+    from chatbot.app.controls import SAVE_REFUSED, save_panel_preset
+
+    app.config.host = "0.0.0.0"
+    with pytest.raises(ChatbotError) as info:
+        save_panel_preset(app, "mine", STREAM)
+    assert str(info.value) == SAVE_REFUSED and "--auth" in SAVE_REFUSED
+    assert not (app.config.data_dir / "presets.json").exists() and "mine" not in app.presets
+    app.config.auth = ("me", "secret")  # with a login, the same request is allowed
+    assert save_panel_preset(app, "mine", STREAM)[0] == "mine"
+
+
+def test_ab_turn_with_dry_on_one_side_and_min_p_on_the_other(app):
+    session = app.new_session()
+    dry = {"preset": "dry", "max_new_tokens": 8, "num_candidates": 2}
+    min_p = {"preset": "min-p", "max_new_tokens": 8, "num_candidates": 2}
+    drain(app.ab.send(session, "do you like dogs?", "", False, "3", dry, min_p))
+    pair = session.pair
+    assert (pair.settings_a.dry_multiplier, pair.settings_b.min_p) == (0.8, 0.05)
+    app.ab.vote(session, "left")
+    [vote] = app.votes.store.votes()
+    a, b = json.loads(vote.settings_a_id), json.loads(vote.settings_b_id)
+    assert a["dry_multiplier"] == 0.8 and "min_p" not in a
+    assert b["min_p"] == 0.05 and "dry_multiplier" not in b
+    assert vote.reply_a == pair.reply_a and vote.winner == "A"
 
 
 # -- the running app, through gradio_client ----------------------------------------------------------

@@ -252,25 +252,34 @@ def sampling_panel(app: ChatApp, default: str, title: str, prefix: str = "") -> 
     return panel
 
 
+def preset_updates(app: ChatApp, panel: SamplingPanel, name: str) -> dict:
+    """A preset was picked: every control shows its value, its groups open, its strategy's fields show."""
+    settings = app.presets[name]
+    opened, shown = open_groups(settings), shown_groups(settings.strategy)
+    updates = {panel.controls[s.name]: _control_update(s, getattr(settings, s.name)) for s in FIELDS}
+    updates |= {acc: gr.update(open=g in opened, visible=g in shown) for g, acc in panel.groups.items()}
+    return updates | {panel.preset: gr.update(info=preset_info(app.presets, name))}
+
+
+def strategy_updates(panel: SamplingPanel, strategy: str) -> dict:
+    """A strategy was picked: the controls and groups it does not use are hidden, the others shown."""
+    shown = shown_groups(strategy)
+    updates = {panel.controls[s.name]: gr.update(visible=visible(s, strategy)) for s in FIELDS}
+    return updates | {acc: gr.update(visible=g in shown) for g, acc in panel.groups.items()}
+
+
 def _wire(app: ChatApp, panel: SamplingPanel, save_name: gr.Textbox, save: gr.Button) -> None:
     """The panel's own events; none is part of the app's API."""
     from chatbot.app.errors import ui_errors
 
     quiet = {"api_visibility": "private", "show_progress": "hidden", "queue": False}
-    specs = [spec for spec in FIELDS if spec.name != "strategy"]
     strategy = panel.controls["strategy"]
 
     def pick_preset(name: str) -> dict:
-        settings = app.presets[name]
-        opened, shown = open_groups(settings), shown_groups(settings.strategy)
-        updates = {panel.controls[s.name]: _control_update(s, getattr(settings, s.name)) for s in FIELDS}
-        updates |= {acc: gr.update(open=g in opened, visible=g in shown) for g, acc in panel.groups.items()}
-        return updates | {panel.preset: gr.update(info=preset_info(app.presets, name))}
+        return preset_updates(app, panel, name)
 
     def pick_strategy(name: str) -> dict:
-        shown = shown_groups(name)
-        updates = {panel.controls[s.name]: gr.update(visible=visible(s, name)) for s in specs}
-        return updates | {acc: gr.update(visible=g in shown) for g, acc in panel.groups.items()}
+        return strategy_updates(panel, name)
 
     def refresh_differs(values: dict) -> str:
         return differs_text(app.presets, values)
@@ -283,13 +292,12 @@ def _wire(app: ChatApp, panel: SamplingPanel, save_name: gr.Textbox, save: gr.Bu
     def reload_choices():
         return gr.update(choices=reload_presets(app))
 
-    everything = [panel.preset, *panel.controls.values(), *panel.groups.values()]
-    panel.preset.input(ui_errors(pick_preset), [panel.preset], everything, **quiet)
-    strategy.change(ui_errors(pick_strategy), [strategy], [*panel.controls.values(), *panel.groups.values()], **quiet)
-    triggers = [panel.preset.change, *(control.change for control in panel.controls.values())]
+    controls, groups = list(panel.controls.values()), list(panel.groups.values())
+    panel.preset.input(ui_errors(pick_preset), [panel.preset], [panel.preset, *controls, *groups], **quiet)
+    strategy.change(ui_errors(pick_strategy), [strategy], [*controls, *groups], **quiet)
     gr.on(
-        triggers, panel_handler(refresh_differs, panel), inputs_kwargs=panel.inputs(), outputs=[panel.differs],
-        trigger_mode="always_last", **quiet,
+        [panel.preset.change, *(control.change for control in controls)], panel_handler(refresh_differs, panel),
+        inputs_kwargs=panel.inputs(), outputs=[panel.differs], trigger_mode="always_last", **quiet,
     )  # fmt: skip
     gr.on(
         [save.click, save_name.submit], panel_handler(save_preset_clicked, panel), [save_name],
