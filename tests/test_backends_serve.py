@@ -65,13 +65,21 @@ def test_greedy_reply_matches_the_local_path(remote_bot, tiny_chatbot):
     assert served.candidates[0].text == local.candidates[0].text
 
 
-def test_ab_turn_two_settings_on_one_server(remote_bot):
-    a = SamplingSettings(strategy="greedy", num_candidates=1, max_new_tokens=8)
-    b = SamplingSettings(strategy="sample", temperature=1.2, top_p=0.95, num_candidates=2, max_new_tokens=8, seed=1)
-    conv_a, conv_b = remote_bot.new_conversation(), remote_bot.new_conversation()
-    reply_a, reply_b = conv_a.reply("where are you from?", a), conv_b.reply("where are you from?", b)
-    assert reply_a.settings == a.identity and reply_b.settings == b.identity
-    assert len(reply_b.candidates) >= 2 and conv_a.turns[0] == conv_b.turns[0] == "where are you from?"
+def test_ab_turn_in_the_app_with_the_server_in_the_model_box(served, tmp_path):
+    """The app's model box takes the base URL; an A/B turn compares two settings on the server, then a vote."""
+    from chatbot.app.chat_app import ChatApp
+    from chatbot.app.sessions import AppConfig
+
+    app = ChatApp(AppConfig(model=served, data_dir=tmp_path / "data", bootstrap_rounds=20))
+    session = app.new_session()
+    greedy = {"preset": "greedy", "strategy": "greedy", "max_new_tokens": 8}
+    ranked = {"preset": "top-p", "strategy": "sample", "max_new_tokens": 8, "num_candidates": 2}
+    list(app.ab.send(session, "where are you from?", "", False, "5", greedy, ranked))
+    pair = session.pair
+    assert pair.open and pair.settings_a.strategy == "greedy" and pair.settings_b.num_candidates == 2
+    assert app.registry.get(served).backend.describe()["server_kind"] == "transformers-serve"
+    app.ab.vote(session, "left")
+    assert app.votes.store.count() == 1 and session.ab_turns[0] == "where are you from?"
 
 
 def test_unsupported_setting_is_refused_before_sending(remote_bot):
@@ -82,23 +90,29 @@ def test_unsupported_setting_is_refused_before_sending(remote_bot):
 
 
 def test_stream_and_cancel_over_sse(remote_bot):
-    settings = SamplingSettings(strategy="sample", num_candidates=1, max_new_tokens=40, seed=2)
-    events = list(remote_bot.stream_reply(["do you have any pets?"], settings=settings))
-    assert events[-1].kind == "final"
-    cancel = threading.Event()
-    cancel.set()  # Stop pressed before the first word
-    final = list(remote_bot.stream_reply(["do you have any pets?"], settings=settings, cancel=cancel))[-1]
-    assert final.value.cancelled
+    """Stop after the first streamed words: the HTTP stream is closed long before the 40 tokens it had to make."""
+    settings = SamplingSettings(strategy="sample", num_candidates=1, min_new_tokens=40, max_new_tokens=40, seed=2)
+    cancel, events = threading.Event(), []
+    for event in remote_bot.stream_reply(["do you have any pets?"], settings=settings, cancel=cancel):
+        events.append(event)
+        if event.kind == "delta":
+            cancel.set()  # the Stop button
+    final = events[-1].value
+    assert events[-1].kind == "final" and final.cancelled
+    assert 0 < final.timings.new_tokens < 40
 
 
 def test_small_evaluate_over_http(served, tmp_path, jsonl_file):
     from evaluation.cli import main
 
     out = tmp_path / "report"
-    code = main(["--backend", "openai", "--base_url", served, "--concurrency", "2", "--data", str(jsonl_file),
-                 "--limit", "3", "--presets", "greedy,top-p", "--embedder", "hashing", "--no_perplexity",
-                 "--no_wordnet_download", "--no_progress", "--bootstrap_rounds", "20", "--output", str(out)])  # fmt: skip
+    argv = ["--backend", "openai", "--base_url", served, "--concurrency", "2", "--data", str(jsonl_file),
+            "--split", "all", "--limit", "3", "--multiturn_dialogues", "1", "--multiturn_turns", "2",
+            "--presets", "greedy,top-p", "--embedder", "hashing", "--no_perplexity", "--no_wordnet_download",
+            "--no_progress", "--bootstrap_rounds", "20", "--output", str(out)]  # fmt: skip
+    code = main(argv)
     assert code == 0
     meta = json.loads((out / "metrics.json").read_text())["meta"]
     assert meta["backend"] == "openai" and meta["server_kind"] == "transformers-serve"
-    assert meta["model"].endswith("tiny_chatbot0") or "tiny_chatbot" in meta["model"]
+    assert "tiny_chatbot" in meta["model"] and "served by a transformers-serve server at" in meta["model"]
+    assert "served by a transformers-serve server" in (out / "report.md").read_text()

@@ -13,6 +13,8 @@ import gradio as gr
 
 from chatbot import conversation as cm
 from chatbot.app.sessions import AppConfig, Session
+from chatbot.backends.options import BackendOptions
+from chatbot.backends.options import load_bot as backend_bot
 from chatbot.errors import ChatbotError
 
 logger = logging.getLogger(__name__)
@@ -21,7 +23,10 @@ DEFAULT_MODEL_LABEL = "(embedded default model)"
 
 
 def load_bot(name: str | None) -> cm.Chatbot:
-    """A conversation manager for a checkpoint folder or hub id (None: the embedded default)."""
+    """A conversation manager for a checkpoint folder or hub id (None: the embedded default), or for an
+    OpenAI-compatible server when ``name`` is its base URL (``http://...`` or ``https://...``)."""
+    if name and name.startswith(("http://", "https://")):
+        return backend_bot(BackendOptions(base_url=name))  # key from OPENAI_API_KEY, kind detected
     return cm.Chatbot.load(name)
 
 

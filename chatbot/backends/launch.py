@@ -41,6 +41,17 @@ def serve_command(folder: str | Path, port: int, continuous_batching: bool = Fal
     return command + (["--continuous-batching"] if continuous_batching else [])
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux sends it SIGTERM when the process that started it dies (a killed test run)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the context manager still stops it on a normal exit
+
+
 def wait_for_health(root: str, process: subprocess.Popen, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
@@ -63,7 +74,11 @@ def transformers_serve(
     port = port or free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="transformers-serve-", suffix=".log", delete=False)
     process = subprocess.Popen(
-        serve_command(folder, port, continuous_batching), stdout=log, stderr=subprocess.STDOUT, text=True
+        serve_command(folder, port, continuous_batching),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
     root = f"http://127.0.0.1:{port}"
     try:
