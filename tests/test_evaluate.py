@@ -246,7 +246,10 @@ def test_hits_at_1_ranks_the_gold_candidate(tiny_chatbot, dialogues):
     data = [Dialogue(turns=turns, candidates=[[], distractors + [turns[1]], distractors[:5] + [turns[2]]])]
     assert len(candidate_lists(data)) == 1  # only the 20-candidate list counts
     result = hits_at_1(loaded, data)
-    assert result.examples == 1 and result.hits_at_1 in (0.0, 1.0) and result.n_candidates == 20
+    # a hit exactly when the gold reply (last) has the lowest mean NLL of the 20 on this model
+    nll = mean_nll(loaded.model, loaded.tokenizer, loaded.format, turns[:1], distractors + [turns[1]], [])
+    expected = 1.0 if int(np.argmin(nll)) == 19 else 0.0
+    assert (result.examples, result.hits_at_1, result.n_candidates) == (1, expected, 20)
     scores = mean_nll(loaded.model, loaded.tokenizer, loaded.format, turns[:1], [turns[1], turns[1]], [])
     assert scores[0] == pytest.approx(scores[1]) and scores[0] > 0  # same reply, same batch: same mean NLL
     assert hits_at_1(loaded, [Dialogue(turns=turns)]) is None
