@@ -236,3 +236,15 @@ def test_the_reply_path_ranks_by_the_settings_reranker_and_keeps_every_score(tin
     for c in mmi.candidates:  # the no-context term comes from the tiny model's own forward pass
         assert c.scores["mmi"] == pytest.approx(c.scores["logprob"] - c.scores["no_context"], abs=1e-6)
         assert c.scores["no_context"] < 0
+
+
+def test_why_this_reply_shows_every_score_of_every_candidate():
+    from chatbot.app.render import CANDIDATE_HEADERS, candidate_rows
+    from chatbot.replies import Reply
+
+    ranked = Candidate("pizza!", scores={"logprob": -1.234, "no_context": -2.5, "mmi": 0.016, RANK: 0.016})
+    rejected = Candidate("pizza pizza pizza", rejected="token loop", scores={"logprob": -0.5, "mmi": -0.1, RANK: -0.1})
+    rows = candidate_rows(Reply(text="pizza!", candidates=[ranked, rejected], chosen=0))
+    assert CANDIDATE_HEADERS[-1] == "all scores"
+    assert [row[-1] for row in rows] == ["logprob -1.23 · no_context -2.5 · mmi 0.016", "logprob -0.5 · mmi -0.1"]
+    assert [row[2] for row in rows] == [0.016, -0.1]  # the score ranked by

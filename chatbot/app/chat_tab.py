@@ -154,8 +154,8 @@ def chat_tab(app: ChatApp, session: gr.State, generate: dict) -> gr.Markdown:
             with gr.Accordion("Why this reply: every candidate and the filter that rejected it", open=False):
                 why = gr.Dataframe(
                     headers=CANDIDATE_HEADERS,
-                    datatype=["str", "str", "number", "str", "number"],
-                    column_widths=["6%", "52%", "10%", "26%", "6%"],
+                    datatype=["str", "str", "number", "str", "number", "str"],
+                    column_widths=["5%", "40%", "8%", "20%", "5%", "22%"],
                     interactive=False,
                     wrap=True,
                 )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from chatbot import conversation as cm
 from chatbot.format import is_user_turn
+from chatbot.rerankers import RANK
 
-CANDIDATE_HEADERS = ["", "candidate", "score", "rejected because", "try"]
+CANDIDATE_HEADERS = ["", "candidate", "score", "rejected because", "try", "all scores"]
 
 # what the conversation manager did with profanity in the user's message (FilterSettings.user_profanity)
 USER_PROFANITY_NOTES = {
@@ -30,13 +31,21 @@ def messages(turns: list[str]) -> list[dict]:
 
 
 def candidate_rows(reply: cm.Reply | None) -> list[list]:
-    """The "why this reply" table: every candidate, the chosen one marked, each rejection's reason."""
+    """The "why this reply" table: every candidate, the chosen one marked, each rejection's reason, its scores.
+
+    "score" is what the reranker ranked by; "all scores" lists every score it computed (chatbot.rerankers).
+    """
     if reply is None:
         return []
     return [
-        ["✔" if i == reply.chosen else "", c.text, round(c.score, 3), c.rejected or "", c.attempt]
+        ["✔" if i == reply.chosen else "", c.text, round(c.score, 3), c.rejected or "", c.attempt, scores_text(c)]
         for i, c in enumerate(reply.candidates)
     ]
+
+
+def scores_text(candidate) -> str:
+    """``logprob -1.23 · mmi 0.45 · coherence 0.31``: every score but the ranking copy."""
+    return " · ".join(f"{name} {value:.3g}" for name, value in candidate.scores.items() if name != RANK)
 
 
 def reply_stats(reply: cm.Reply | None, label: str = "", user_profanity: str = "mask") -> str:
