@@ -26,7 +26,7 @@ from chatbot.app.render import clean_message, messages, render_stream
 from chatbot.app.server import config_from_args, parse_args, parse_auth
 from chatbot.app.sessions import AppConfig
 from chatbot.errors import ChatbotError, ModelLoadError
-from chatbot.sampling import FIELD, FIELD_NAMES, FIELDS, PRESETS, STRATEGIES, SamplingSettings
+from chatbot.sampling import FIELD, FIELD_NAMES, FIELDS, PRESETS, SamplingSettings
 
 # one sampling panel's values: a preset, then the fields changed from it (the page sends every field);
 # short replies keep the suite fast on 2 shared cores
@@ -546,8 +546,8 @@ def test_panel_reads_back_every_preset_it_shows():
         assert settings_from_panel(PRESETS, {"preset": name, **panel_values(preset)}) == preset, name
 
 
-def test_fields_the_strategy_does_not_use_are_hidden(app):
-    from chatbot.app.controls import sampling_panel, strategy_updates
+def test_fields_the_strategy_or_a_switch_leaves_unused_are_hidden(app):
+    from chatbot.app.controls import sampling_panel, visibility_updates
 
     with gr.Blocks():
         panel = sampling_panel(app, "top-p", "Chat")
@@ -555,15 +555,23 @@ def test_fields_the_strategy_does_not_use_are_hidden(app):
     assert not panel.groups["beam"].visible and panel.groups["truncation"].visible
     # the groups the preset uses start open; the others closed, so min_p is one click away at most
     assert panel.groups["truncation"].open and not panel.groups["dry"].open
-    shown = {
-        strategy: {name for name, c in panel.controls.items() if strategy_updates(panel, strategy)[c]["visible"]}
-        for strategy in STRATEGIES
-    }
-    assert {"min_p", "temperature", "xtc_threshold", "seed"} <= shown["sample"] and "num_beams" not in shown["sample"]
-    assert {"num_beams", "length_penalty", "dry_multiplier"} <= shown["beam"] and "min_p" not in shown["beam"]
-    assert shown["greedy"] == {s.name for s in FIELDS if s.name == "strategy" or "greedy" in s.strategies}
-    groups = strategy_updates(panel, "greedy")
-    assert not groups[panel.groups["truncation"]]["visible"] and groups[panel.groups["penalties"]]["visible"]
+
+    def shown(**changes) -> set[str]:
+        updates = visibility_updates(panel, settings_from_panel(PRESETS, {"preset": "top-p", **changes}))
+        return {name for name, control in panel.controls.items() if updates[control]["visible"]}
+
+    sample, beam, greedy = shown(), shown(strategy="beam"), shown(strategy="greedy")
+    assert {"min_p", "temperature", "xtc_probability", "seed"} <= sample and "num_beams" not in sample
+    assert {"num_beams", "length_penalty", "dry_multiplier"} <= beam and "min_p" not in beam
+    assert greedy == {"strategy", "repetition_penalty", "presence_penalty", "frequency_penalty"} | {
+        "no_repeat_ngram_size", "dry_multiplier", "avoid_words", "keywords", "max_new_tokens", "num_candidates",
+        "min_new_tokens",
+    }  # fmt: skip
+    # a switch shows the fields it turns on: DRY's base and allowed length, mirostat's tau and eta
+    assert "dry_base" not in sample and {"dry_base", "dry_allowed_length"} <= shown(dry_multiplier=0.8)
+    assert {"mirostat_tau", "mirostat_eta"} <= shown(mirostat_mode=2) - sample
+    updates = visibility_updates(panel, settings_from_panel(PRESETS, GREEDY))
+    assert not updates[panel.groups["truncation"]]["visible"] and updates[panel.groups["penalties"]]["visible"]
 
 
 def test_differs_line_names_what_the_panel_changed_from_its_preset():

@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 PRESET = "preset"  # the key of a panel's preset in its values (no sampling field has this name)
 PRESETS_FILE = "presets.json"  # presets saved from the app, in the data folder
+# the fields whose value shows or hides others: the strategy and every switch (dynamic_temperature, dry_multiplier, ...)
+SWITCHES = tuple(dict.fromkeys(["strategy", *(spec.enabled_by for spec in FIELDS if spec.enabled_by)]))
 SAVE_REFUSED = (
     "Saving presets is off: this app is reachable beyond this machine without a login. "
     "Restart it with --auth USER:PASSWORD (or on 127.0.0.1) to save presets."
@@ -76,9 +78,16 @@ def open_groups(settings: SamplingSettings) -> set[str]:
     return {spec.group for spec in FIELDS if spec.name in used}
 
 
-def shown_groups(strategy: str) -> set[str]:
-    """The groups with at least one control the strategy uses (the others are hidden)."""
-    return {spec.group for spec in FIELDS if visible(spec, strategy)}
+def shown_fields(settings: SamplingSettings) -> set[str]:
+    """The fields a panel shows: the strategy picker, and each field that can change a reply under the
+    chosen strategy and switches (``enabled_by``: dry_base shows once dry_multiplier is on)."""
+    return {spec.name for spec in FIELDS if visible(spec, settings.strategy) and settings.is_active(spec)}
+
+
+def shown_groups(settings: SamplingSettings) -> set[str]:
+    """The groups with at least one shown field (the others are hidden)."""
+    shown = shown_fields(settings)
+    return {spec.group for spec in FIELDS if spec.name in shown}
 
 
 def slider_range(spec: FieldSpec, value=None) -> tuple[float, float] | None:
@@ -176,9 +185,9 @@ class SamplingPanel:
         return {key[len(self.prefix) :]: value for key, value in kwargs.items() if key.startswith(self.prefix)}
 
 
-def _control(spec: FieldSpec, value, strategy: str):
+def _control(spec: FieldSpec, value, shown: bool):
     """The widget for one field, chosen by its kind; label, help and range from the metadata."""
-    common = {"label": spec.label, "info": control_help(spec), "visible": visible(spec, strategy)}
+    common = {"label": spec.label, "info": control_help(spec), "visible": shown}
     if spec.choices:
         return gr.Radio(list(spec.choices), value=value, **common)
     if spec.kind == "bool":
@@ -238,12 +247,12 @@ def sampling_panel(app: ChatApp, default: str, title: str, prefix: str = "") -> 
         choices=list(app.presets), value=default, label=f"{title} preset", info=preset_info(app.presets, default)
     )
     controls, groups = {}, {}
-    opened, shown = open_groups(settings), shown_groups(settings.strategy)
+    opened, shown, fields = open_groups(settings), shown_groups(settings), shown_fields(settings)
     for group, label in GROUPS.items():
         specs = [spec for spec in FIELDS if spec.group == group]
         with gr.Accordion(label, open=group in opened, visible=group in shown) as groups[group]:
             for spec in specs:
-                controls[spec.name] = _control(spec, getattr(settings, spec.name), settings.strategy)
+                controls[spec.name] = _control(spec, getattr(settings, spec.name), spec.name in fields)
     with gr.Row(equal_height=True):
         save_name = gr.Textbox(placeholder="name", show_label=False, max_lines=1, scale=3, min_width=80)
         save = gr.Button("Save as preset", size="sm", scale=2, min_width=90)
@@ -255,17 +264,18 @@ def sampling_panel(app: ChatApp, default: str, title: str, prefix: str = "") -> 
 def preset_updates(app: ChatApp, panel: SamplingPanel, name: str) -> dict:
     """A preset was picked: every control shows its value, its groups open, its strategy's fields show."""
     settings = app.presets[name]
-    opened, shown = open_groups(settings), shown_groups(settings.strategy)
     updates = {panel.controls[s.name]: _control_update(s, getattr(settings, s.name)) for s in FIELDS}
-    updates |= {acc: gr.update(open=g in opened, visible=g in shown) for g, acc in panel.groups.items()}
+    updates |= visibility_updates(panel, settings)
+    opened = open_groups(settings)
+    updates |= {acc: gr.update(open=g in opened, visible=updates[acc]["visible"]) for g, acc in panel.groups.items()}
     return updates | {panel.preset: gr.update(info=preset_info(app.presets, name))}
 
 
-def strategy_updates(panel: SamplingPanel, strategy: str) -> dict:
-    """A strategy was picked: the controls and groups it does not use are hidden, the others shown."""
-    shown = shown_groups(strategy)
-    updates = {panel.controls[s.name]: gr.update(visible=visible(s, strategy)) for s in FIELDS}
-    return updates | {acc: gr.update(visible=g in shown) for g, acc in panel.groups.items()}
+def visibility_updates(panel: SamplingPanel, settings: SamplingSettings) -> dict:
+    """Show the controls and groups ``settings`` uses (its strategy and switches), hide the others."""
+    fields, groups = shown_fields(settings), shown_groups(settings)
+    updates = {panel.controls[s.name]: gr.update(visible=s.name in fields) for s in FIELDS}
+    return updates | {acc: gr.update(visible=g in groups) for g, acc in panel.groups.items()}
 
 
 def _wire(app: ChatApp, panel: SamplingPanel, save_name: gr.Textbox, save: gr.Button) -> None:
@@ -273,13 +283,16 @@ def _wire(app: ChatApp, panel: SamplingPanel, save_name: gr.Textbox, save: gr.Bu
     from chatbot.app.errors import ui_errors
 
     quiet = {"api_visibility": "private", "show_progress": "hidden", "queue": False}
-    strategy = panel.controls["strategy"]
+    switches = [panel.controls[name] for name in SWITCHES]
 
     def pick_preset(name: str) -> dict:
         return preset_updates(app, panel, name)
 
-    def pick_strategy(name: str) -> dict:
-        return strategy_updates(panel, name)
+    def show_used(values: dict):
+        try:
+            return visibility_updates(panel, settings_from_panel(app.presets, values))
+        except ChatbotError:  # a value being edited is invalid: the differs line says so, the panel stays
+            return gr.skip()
 
     def refresh_differs(values: dict) -> str:
         return differs_text(app.presets, values)
@@ -294,7 +307,10 @@ def _wire(app: ChatApp, panel: SamplingPanel, save_name: gr.Textbox, save: gr.Bu
 
     controls, groups = list(panel.controls.values()), list(panel.groups.values())
     panel.preset.input(ui_errors(pick_preset), [panel.preset], [panel.preset, *controls, *groups], **quiet)
-    strategy.change(ui_errors(pick_strategy), [strategy], [*controls, *groups], **quiet)
+    gr.on(
+        [switch.change for switch in switches], panel_handler(show_used, panel), inputs_kwargs=panel.inputs(),
+        outputs=[*controls, *groups], trigger_mode="always_last", **quiet,
+    )  # fmt: skip
     gr.on(
         [panel.preset.change, *(control.change for control in controls)], panel_handler(refresh_differs, panel),
         inputs_kwargs=panel.inputs(), outputs=[panel.differs], trigger_mode="always_last", **quiet,
