@@ -8,15 +8,13 @@ import shutil
 import threading
 
 import pytest
+from conftest import FakeStream
 
-import chatbot.backends.local as local_backend_module
-import chatbot.streaming as streaming_module
 from chatbot.checkpoint import ChatbotSettings
 from chatbot.conversation import DELTA, FINAL, WITHDRAW, Chatbot, Conversation, StreamEvent, load_conversations
 from chatbot.errors import ChatbotError, SettingsError
 from chatbot.filters import DEFAULT_FALLBACKS, FilterSettings
 from chatbot.format import build_inputs, encode_text
-from chatbot.generation import Candidate, GenerationResult
 from chatbot.replies import filter_context, retry_settings
 from chatbot.sampling import PRESETS
 
@@ -26,32 +24,6 @@ FAST = PRESETS["top-p"].replace(max_new_tokens=6, seed=0)
 @pytest.fixture(scope="module")
 def bot(tiny_chatbot):
     return Chatbot.load(tiny_chatbot, sampling=FAST)
-
-
-class FakeGenerator:
-    """Stands in for generate_candidates: canned (text, score) candidates per attempt, calls recorded."""
-
-    def __init__(self, *attempts):
-        self.attempts = list(attempts)
-        self.calls = []
-
-    def __call__(self, model, tokenizer, prompts, settings, *, stop_ids, pad_id, attempt=1):
-        self.calls.append({"prompts": prompts, "settings": settings, "attempt": attempt})
-        canned = self.attempts[min(attempt, len(self.attempts)) - 1]
-        per_prompt = [
-            [Candidate(text=t, logprob=s * 4, n_tokens=4, attempt=attempt) for t, s in canned] for _ in prompts
-        ]
-        return GenerationResult(per_prompt, seconds=0.01, new_tokens=4 * len(canned) * len(prompts))
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    def install(*attempts):
-        generator = FakeGenerator(*attempts)
-        monkeypatch.setattr(local_backend_module, "generate_candidates", generator)  # the local backend's call
-        return generator
-
-    return install
 
 
 # -- window, budget, injection ---------------------------------------------------------------------
@@ -243,43 +215,6 @@ def test_broken_conversation_files(bot, tmp_path):
 
 
 # -- streaming --------------------------------------------------------------------------------------
-
-
-class FakeStream:
-    """Stands in for GenerationStream: canned pieces per attempt; records how far it was consumed."""
-
-    script: list[list[str]] = []
-    consumed: list[int] = []
-
-    def __init__(self, model, tokenizer, prompt, settings, *, stop_ids, pad_id, attempt=1, cancel_event=None):
-        self.pieces = FakeStream.script[attempt - 1]
-        self.cancel_event = cancel_event or threading.Event()
-        self._stop = threading.Event()
-        self.attempt = attempt
-        self.result = None
-        self.seconds, self.new_tokens = 0.01, 0
-
-    def __iter__(self):
-        for piece in self.pieces:
-            if self._stop.is_set() or self.cancel_event.is_set():
-                break
-            FakeStream.consumed.append(1)
-            self.new_tokens += 1
-            yield piece
-        shown = "".join(self.pieces[: self.new_tokens])
-        self.result = Candidate(text=shown.strip(), logprob=-1.0, n_tokens=max(self.new_tokens, 1))
-
-    def cancel(self):
-        self._stop.set()
-
-
-@pytest.fixture
-def fake_stream(monkeypatch):
-    def install(*attempts):
-        FakeStream.script, FakeStream.consumed = list(attempts), []
-        monkeypatch.setattr(streaming_module, "GenerationStream", FakeStream)
-
-    return install
 
 
 STREAM = FAST.replace(num_candidates=1)
