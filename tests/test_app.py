@@ -193,23 +193,30 @@ def test_registry_loads_a_model_once_while_other_models_stay_usable():
 # -- the handlers, called directly -----------------------------------------------------------------
 
 
-def test_chat_send_streams_a_reply_with_candidates_and_speed(app):
+def test_chat_send_streams_a_reply_with_candidates_and_speed(app, fake, fake_stream):
+    fake_stream(["i am ", "fine, ", "thanks."])
     session = app.new_session()
     outputs = drain(app.chat.send(session, "hi, how are you?", "", STREAM))
     assert outputs[0][0] == "" and outputs[0][1][-1] == {"role": "user", "content": "hi, how are you?"}
-    assert len(outputs) >= 3  # the message, the words as they come, the finished reply
+    # the words as they come, then the finished reply
+    shown = [o[1][-1]["content"] for o in outputs[1:] if o[1][-1]["role"] == "assistant"]
+    assert shown[:3] == [text + " ▌" for text in ("i am ", "i am fine, ", "i am fine, thanks.")]  # a cursor
+    assert shown[-1] == "i am fine, thanks."
     textbox, chat, why, stats, notice = outputs[-1]
-    assert [m["role"] for m in chat] == ["user", "assistant"]
-    assert chat[1]["content"] == session.last_reply.text == session.chat.turns[1]
-    assert why and why[session.last_reply.chosen or 0][1] == session.last_reply.candidates[0].text
-    assert "tokens/s" in stats and "top-p-stream, max_new_tokens=12" in stats.split(" · ")  # the nearest preset
-    # several candidates: every one is listed, the chosen one marked, rejected ones with their reason
+    assert chat == [{"role": "user", "content": "hi, how are you?"}, {"role": "assistant", "content": "i am fine, thanks."}]
+    assert session.chat.turns == ["hi, how are you?", "i am fine, thanks."]
+    assert [row[:5] for row in why] == [["✔", "i am fine, thanks.", -1.0, "", 1]]
+    assert "tokens/s" in stats and stats.endswith(" · top-p-stream, max_new_tokens=12")  # the nearest preset
+    # several candidates: every one is listed, the best passing one marked, rejected ones with their reason
+    fake([("i like to hike.", -0.2), ("", -0.1), ("i like to hike and swim.", -0.3), ("hiking!", -0.9)])
     outputs = drain(app.chat.send(session, "what do you do for fun?", "i like dogs.", RANKED))
     why = outputs[-1][2]
-    assert len(why) == len(session.last_reply.candidates) >= 4
-    assert sum(row[0] == "✔" for row in why) == (0 if session.last_reply.fallback else 1)
-    assert all(row[3] == (c.rejected or "") for row, c in zip(why, session.last_reply.candidates, strict=True))
-    assert session.chat.persona == ["i like dogs."]
+    assert [(row[0], row[1]) for row in why] == [
+        ("✔", "i like to hike."), ("", ""), ("", "i like to hike and swim."), ("", "hiking!")
+    ]
+    assert [row[3] for row in why] == [c.rejected or "" for c in session.last_reply.candidates]
+    assert why[1][3] != "" and why[0][3] == why[2][3] == why[3][3] == ""
+    assert session.chat.turns[-1] == "i like to hike." and session.chat.persona == ["i like dogs."]
 
 
 def test_stats_line_says_what_happened_to_the_reply():
