@@ -404,6 +404,7 @@ def test_ab_turn_vote_and_leaderboard(app):
     assert "of 1 votes rated" in summary
 
 
+@pytest.mark.slow
 def test_twenty_blind_turns_name_no_side_or_setting_before_the_vote(app):
     session = app.new_session()
     names = [*app.presets, "top-p", "greedy", "max_new_tokens", "temperature", "strategy", "tokens/s"]
@@ -441,6 +442,7 @@ def test_ab_tie_then_continue_and_open_mode(app):
     assert session.ab_turns == [] and session.pair is None
 
 
+@pytest.mark.slow
 def test_the_trash_icon_resets_the_server_side_history(tiny_chatbot, tmp_path):
     app = ChatApp(AppConfig(model=tiny_chatbot, data_dir=tmp_path))
     demo = build_app(app.config, app)
@@ -676,6 +678,7 @@ def client(url):
     return Client(url, verbose=False, download_files=False)
 
 
+@pytest.mark.slow
 def test_served_chat_and_ab_vote(served):
     url, app = served
     c = client(url)
@@ -693,6 +696,7 @@ def test_served_chat_and_ab_vote(served):
     assert c.predict("loaded model", True, api_name="/leaderboard")[0]["data"] == board["data"]
 
 
+@pytest.mark.slow
 def test_served_errors_are_one_line_messages(served, tmp_path):
     from gradio_client.exceptions import AppError
 
@@ -706,6 +710,7 @@ def test_served_errors_are_one_line_messages(served, tmp_path):
     assert app.votes.leaderboard_rows() is not None  # the server is still fine
 
 
+@pytest.mark.slow
 def test_four_concurrent_sessions_never_see_each_other(served):
     url, _ = served
     clients = [client(url) for _ in range(4)]
@@ -736,6 +741,7 @@ def test_four_concurrent_sessions_never_see_each_other(served):
         assert [text_of(m) for m in ab_chats[k]] == [f"session {k} ab"]
 
 
+@pytest.mark.slow
 def test_settings_json_round_trip_in_votes_names_presets(served):
     # a vote's settings JSON is the full settings value: it rebuilds the same setting
     url, app = served

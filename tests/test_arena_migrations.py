@@ -158,6 +158,7 @@ VoteStore(sys.argv[1])
 """
 
 
+@pytest.mark.slow
 def test_a_process_killed_mid_migration_leaves_the_old_store_readable(v1_store):
     repo = Path(__file__).resolve().parents[1]
     run = subprocess.run([sys.executable, "-c", KILLED_MIGRATION, str(v1_store)], cwd=repo, timeout=120)

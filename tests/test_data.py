@@ -144,6 +144,7 @@ def test_unknown_sources(tmp_path):
         load_dialogues("chitchat", "dev")
 
 
+@pytest.mark.slow
 def test_hf_source_error_path_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -167,6 +168,7 @@ def test_hf_rows_become_dialogues(monkeypatch):
         load_dialogues("hf:daily_dialog", "test")
 
 
+@pytest.mark.slow
 def test_chitchat_source_loads_real_conversations():
     train, report = load_dialogues("chitchat", "train")
     assert len(train) > 3000 and all(len(d.turns) >= 2 for d in train)

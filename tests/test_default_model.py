@@ -51,6 +51,7 @@ def test_card_metrics_parse_and_meet_the_quality_bar():
     assert metrics["parameters"] > 1_000_000
 
 
+@pytest.mark.slow
 def test_installed_package_carries_and_loads_the_default_model(installed, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(installed)}
     proc = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -71,6 +71,7 @@ def report(tiny_chatbot, dialogues, votes_file, tmp_path_factory):
     return folder / "out"
 
 
+@pytest.mark.slow
 def test_report_has_every_file_section_and_plot(report):
     for name in ("metrics.json", "replies.jsonl", "conversations.jsonl", "report.md", "report.html"):
         assert (report / name).is_file(), name
@@ -86,6 +87,7 @@ def test_report_has_every_file_section_and_plot(report):
     assert "hashing bag-of-words" in markdown  # the test embedder is flagged loudly
 
 
+@pytest.mark.slow
 def test_metrics_json_per_setting(report):
     data = json.loads((report / "metrics.json").read_text())
     settings = data["settings"]
@@ -106,6 +108,7 @@ def test_metrics_json_per_setting(report):
     assert data["human_references"]["values"]["length"] > 0
 
 
+@pytest.mark.slow
 def test_replies_jsonl_has_every_context_and_setting(report):
     lines = [json.loads(line) for line in (report / "replies.jsonl").read_text().splitlines()]
     assert len(lines) == 10
@@ -121,6 +124,7 @@ def test_replies_jsonl_has_every_context_and_setting(report):
     }
 
 
+@pytest.mark.slow
 def test_replay_rescores_the_same_replies(report, tiny_chatbot, votes_file, tmp_path, monkeypatch):
     from evaluation.cli import main
 

@@ -143,6 +143,7 @@ def test_wordnet_missing_is_reported_loudly(tmp_path):
 
 
 @pytest.mark.skipif(not (Path("/usr/share/wordnet") / "data.noun").is_file(), reason="Debian wordnet-base absent")
+@pytest.mark.slow
 def test_wordnet_from_debian_gives_meteor_synonyms(tmp_path):
     root = copy_debian_wordnet("/usr/share/wordnet", tmp_path)
     assert (root / "lexnames").read_text() == lexnames_text()

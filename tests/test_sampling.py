@@ -297,6 +297,7 @@ def _replies_by_key(folder: Path) -> dict[tuple[str, tuple[str, ...]], str]:
     }
 
 
+@pytest.mark.slow
 def test_replay_of_a_report_written_before_neutral_identities(tiny_chatbot, tmp_path, monkeypatch):
     """--replay of the fixture report (written by the earlier code) finds every setting's replies again."""
     from evaluation.cli import main

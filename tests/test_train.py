@@ -61,6 +61,7 @@ def log_losses(folder) -> list[float]:
     return [row["loss"] for row in json.loads(state.read_text())["log_history"] if "loss" in row]
 
 
+@pytest.mark.slow
 def test_finetune_base_model_loss_goes_down_and_checkpoint_reloads(tmp_path, plain_gpt2):
     data = write_jsonl(tmp_path / "d.jsonl", many(200))
     out = tmp_path / "run"
@@ -86,6 +87,7 @@ def test_finetune_base_model_loss_goes_down_and_checkpoint_reloads(tmp_path, pla
     assert FilterSettings.from_dict(loaded.settings.filters) == FilterSettings()  # filter defaults saved
 
 
+@pytest.mark.slow
 def test_init_from_keeps_tokens_and_settings(tmp_path, plain_gpt2):
     first = tmp_path / "first"
     run(["--base-model", plain_gpt2, "--data", write_jsonl(tmp_path / "a.jsonl", CHATTY * 4), "--output", str(first),
@@ -102,6 +104,7 @@ def test_init_from_keeps_tokens_and_settings(tmp_path, plain_gpt2):
     assert changed
 
 
+@pytest.mark.slow
 def test_from_scratch_all_turns_cli(tmp_path, capsys):
     from chatbot.cli import main
 
@@ -149,6 +152,7 @@ def test_test_limit_scores_the_first_utterances(tiny_chatbot):
     assert first.words == one_dialogue.words + len(CHATTY[1][0].split())
 
 
+@pytest.mark.slow
 def test_resume_after_interruption(tmp_path, plain_gpt2, monkeypatch):
     from transformers import Trainer
 
@@ -292,6 +296,7 @@ def test_resume_skips_a_checkpoint_whose_save_was_interrupted(tmp_path):
     assert last_complete_checkpoint(tmp_path / "missing") is None
 
 
+@pytest.mark.slow
 def test_broken_weights_are_a_one_line_error(tmp_path, tiny_chatbot):
     import shutil
 

@@ -120,6 +120,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_killed_writer_loses_no_committed_vote_and_leaves_no_half_row(tmp_path):
     path = tmp_path / "v.sqlite3"
     VoteStore(path)
