@@ -315,7 +315,7 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
         "(it continues the conversation), or pick one to continue without voting."
     )
     with gr.Row():
-        with gr.Column(scale=1, min_width=230):
+        with gr.Column(scale=1, min_width=300):  # a sampling panel's help lines need the width
             with gr.Accordion("Settings A", open=True) as panel_a:
                 sampling_a = sampling_panel(app, DEFAULT_PRESET, "A", prefix="a_")
         with gr.Column(scale=3):
@@ -332,7 +332,7 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
                 new = gr.Button("New conversation", size="sm")
             persona = gr.Textbox(label="Persona (one fact per line)", lines=1)
             persona_note = gr.Markdown(elem_classes="stats")
-        with gr.Column(scale=1, min_width=230):
+        with gr.Column(scale=1, min_width=300):  # a sampling panel's help lines need the width
             with gr.Accordion("Settings B", open=True) as panel_b:
                 sampling_b = sampling_panel(app, default_b, "B", prefix="b_")
     board_outputs, selected, include = leaderboard_panel(app.votes, session)

@@ -197,7 +197,8 @@ def _control(spec: FieldSpec, value, shown: bool):
     bounds = slider_range(spec, value)
     if bounds is None:
         return gr.Number(value=value, precision=0 if spec.kind == "int" else None, **common)
-    return gr.Slider(*bounds, value=value, step=spec.step, **common)
+    # no reset button: the preset menu resets, and a narrow A/B column needs the room for the help line
+    return gr.Slider(*bounds, value=value, step=spec.step, buttons=[], **common)
 
 
 def _control_update(spec: FieldSpec, value):
