@@ -174,23 +174,8 @@ def build_inputs(
         )
 
     persona_block = [ids.persona, *persona, ids.eot] if persona else []
-
-    def total() -> int:
-        return len(persona_block) + sum(len(u) + 2 for u in window) + len(tail)
-
-    while window and len(window) > 1 and total() > budget:
-        window.pop(0)
-        truncated = True
-    if total() > budget and persona_block:
-        persona_block, truncated = [], True
-    if total() > budget and window:
-        # one utterance left and still too long: keep its end, which is nearest the reply
-        keep = budget - len(tail) - 2
-        if keep < 1:
-            window = []
-        else:
-            window[0] = window[0][-keep:]
-        truncated = True
+    window, persona_block, cut = _fit(window, persona_block, budget - len(tail))
+    truncated = truncated or cut
 
     input_ids = list(persona_block)
     for speaker, utterance in zip(speaker_tokens(len(window), ids), window):
@@ -204,6 +189,27 @@ def build_inputs(
         labels += [IGNORE_INDEX, *tail[1:]]
     assert len(input_ids) <= budget, (len(input_ids), budget)
     return ModelInput(input_ids=input_ids, labels=labels, kept_utterances=len(window), truncated=truncated)
+
+
+def _fit(window: list[list[int]], persona_block: list[int], room: int) -> tuple[list[list[int]], list[int], bool]:
+    """Drop the oldest utterances, then the persona, then cut the last utterance's start until the
+    context fits in ``room`` tokens (each utterance costs 2 more: speaker and end-of-turn)."""
+    truncated = False
+
+    def total() -> int:
+        return len(persona_block) + sum(len(u) + 2 for u in window)
+
+    while len(window) > 1 and total() > room:
+        window.pop(0)
+        truncated = True
+    if total() > room and persona_block:
+        persona_block, truncated = [], True
+    if total() > room and window:
+        # one utterance left and still too long: keep its end, which is nearest the reply
+        keep = room - 2
+        window = [window[0][-keep:]] if keep >= 1 else []
+        truncated = True
+    return window, persona_block, truncated
 
 
 def build_conversation(
