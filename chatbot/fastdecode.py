@@ -23,8 +23,9 @@ What it serves, and how exactly:
   transformers' own ``_get_logits_processor``), run in the same order. Served: min-new-tokens,
   temperature, top-k, top-p. Any other processor (repetition penalty, n-gram blocking, a custom
   list) makes ``decode_plan`` decline.
-- The prompt is prefilled by the model's own forward, one prompt at a time (so a batched reply's
-  prefill is the unbatched one), and decoding continues from its key/value cache.
+- The prompts are prefilled by the model's own forward, a few of similar length at a time (left-padded
+  with generate's mask and positions), and decoding continues from that key/value cache. A padded
+  bucket's numbers equal a prompt's own forward up to float rounding (~1e-5 in the logits).
 - Sampling draws the same random numbers as ``generate``: ``torch.multinomial(p, 1)`` is
   ``argmax(p / q)`` with ``q ~ Exp(1)`` drawn for the whole (batch, vocab) matrix, and this loop
   draws that same matrix, rows that finished included, so a seed gives ``generate``'s replies.
@@ -49,6 +50,11 @@ logger = logging.getLogger(__name__)
 # the top-p prefilter: the nucleus is searched among this many most likely tokens first; a row whose
 # nucleus is wider (a flat distribution) falls back to the exact full sort
 PREFILTER = 256
+
+# prompts prefilled together in one forward: a bigger matrix product per weight read, against the
+# padding a bucket of unequal prompts computes; 4 prompts sorted by length prefilled 16 chitchat-length
+# prompts (15-80 tokens) 1.3-1.6x faster than one at a time, and 8 or 16 at once less so (more padding)
+PREFILL_BUCKET = 4
 
 FAST = "fast"  # the name of this path in a reply's timings
 GENERATE = "generate"
@@ -181,6 +187,7 @@ class LeanGPT2:
         transformer = model.transformer
         self.wte, self.wpe = transformer.wte.weight, transformer.wpe.weight
         self.blocks = list(transformer.h)
+        self.acts = [_fused_activation(b.mlp.act) for b in self.blocks]
         self.ln_f = transformer.ln_f
         self.heads = model.config.n_head
         self.head_dim = model.config.n_embd // self.heads
@@ -199,22 +206,25 @@ class LeanGPT2:
         """The weights changed since the transposed output matrix was copied (training, a dtype cast)."""
         return self._weights_version() != self.version
 
-    def prefill(self, prompt: list[int]) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Raw logits (V,) after the prompt and each layer's (keys, values), (H, T, D): the model's own forward."""
+    def prefill(self, prompts: list[list[int]]) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Raw logits (B, V) after each prompt and each layer's (keys, values), (B, H, T, D) with the prompts
+        left-padded to the longest (T): the model's own forward, given what generate passes for such a batch."""
         from transformers import DynamicCache
 
-        ids = torch.tensor([prompt], dtype=torch.long, device=self.wte.device)
-        # exactly what generate passes for one unpadded prompt
+        width = max(len(p) for p in prompts)
+        device = self.wte.device
+        ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts], dtype=torch.long, device=device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long, device=device)
         out = self.model(
             input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            position_ids=torch.arange(len(prompt), device=ids.device)[None],
+            attention_mask=mask,
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),  # generate's: count real tokens only
             cache=DynamicCache(config=self.model.config),
             use_cache=True,
             logits_to_keep=1,
         )
-        layers = [(layer.keys[0], layer.values[0]) for layer in out.cache.layers]
-        return out.logits[0, -1].float(), layers
+        layers = [(layer.keys, layer.values) for layer in out.cache.layers]
+        return out.logits[:, -1].float(), layers
 
     def step(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Raw logits (R, V) for the next token of each live row; writes the rows' keys and values at ``cache.end``."""
@@ -222,7 +232,7 @@ class LeanGPT2:
         slot = cache.end
         x = self.wte[tokens] + self.wpe[positions]  # (R, C)
         mask = cache.attention_mask()  # (R, 1, 1, L) or None when no row is padded
-        for i, block in enumerate(self.blocks):
+        for i, (block, act) in enumerate(zip(self.blocks, self.acts, strict=True)):
             attn, mlp = block.attn, block.mlp
             # the blocks' own modules and Conv1D's addmm(bias, x, W), without the reshapes a (B, T, C) input needs
             h = torch.nn.functional.layer_norm(x, x.shape[-1:], block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
@@ -238,13 +248,23 @@ class LeanGPT2:
             )
             x = torch.addmm(attn.c_proj.bias, a.view(rows, heads * dim), attn.c_proj.weight) + x
             h = torch.nn.functional.layer_norm(x, x.shape[-1:], block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
-            h = mlp.act(torch.addmm(mlp.c_fc.bias, h, mlp.c_fc.weight))
+            h = act(torch.addmm(mlp.c_fc.bias, h, mlp.c_fc.weight))
             x = torch.addmm(mlp.c_proj.bias, h, mlp.c_proj.weight) + x
         x = torch.nn.functional.layer_norm(x, x.shape[-1:], self.ln_f.weight, self.ln_f.bias, self.ln_f.eps)
         cache.end += 1
         if self.head_bias is not None:
             return torch.addmm(self.head_bias, x, self.head_t).float()
         return torch.mm(x, self.head_t).float()
+
+
+def _fused_activation(act: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """GPT-2's gelu_new as one kernel: transformers computes the same tanh formula in five tensor ops
+    (pow, mul, add, tanh, mul), ~6% of a decode step; the results differ in the last bit only."""
+    from transformers.activations import NewGELUActivation
+
+    if type(act) is NewGELUActivation:
+        return lambda x: torch.nn.functional.gelu(x, approximate="tanh")
+    return act
 
 
 class KVCache:
@@ -264,11 +284,11 @@ class KVCache:
         self.padded = any(n != width for n in lengths)
         self.end = width  # the slot the next token goes to
 
-    def put(self, row: int, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """A prefilled prompt's keys and values, right-aligned at ``end``."""
+    def put(self, row: int, layers: list[tuple[torch.Tensor, torch.Tensor]], source: int, length: int) -> None:
+        """Row ``source`` of a prefilled bucket (its last ``length`` positions hold the prompt), right-aligned at ``end``."""
         for i, (k, v) in enumerate(layers):
-            self.keys[i][row, :, self.end - k.shape[1] : self.end] = k
-            self.values[i][row, :, self.end - v.shape[1] : self.end] = v
+            self.keys[i][row, :, self.end - length : self.end] = k[source, :, k.shape[2] - length :]
+            self.values[i][row, :, self.end - length : self.end] = v[source, :, v.shape[2] - length :]
 
     def attention_mask(self) -> torch.Tensor | None:
         """The (R, 1, 1, end + 1) keys each row may attend to (None when no row has padding, as in generate)."""
@@ -348,6 +368,12 @@ def choose(scores: torch.Tensor, plan: DecodePlan, rows: torch.Tensor, batch: in
     return (probs / q[rows]).argmax(-1)
 
 
+def prefill_buckets(lengths: list[int], size: int = PREFILL_BUCKET) -> list[list[int]]:
+    """Prompt indices grouped for prefill: sorted by length, ``size`` at a time, so little of a bucket is padding."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
 # -- the loop ------------------------------------------------------------------------------------------
 
 
@@ -369,12 +395,13 @@ def fast_decode(
     n = plan.num_return_sequences
     lengths = [len(p) for p in prompts for _ in range(n)]
     cache = KVCache(lean, lengths, plan.max_new_tokens)
-    first = []
-    for i, prompt in enumerate(prompts):  # one prompt at a time: a batched prefill equals the unbatched one
-        logits, layers = lean.prefill(prompt)
-        for j in range(n):
-            cache.put(i * n + j, layers)
-        first += [logits] * n
+    first: list[torch.Tensor] = [torch.empty(0)] * len(lengths)
+    for bucket in prefill_buckets([len(p) for p in prompts]):
+        logits, layers = lean.prefill([prompts[i] for i in bucket])
+        for source, i in enumerate(bucket):
+            for j in range(n):
+                cache.put(i * n + j, layers, source, len(prompts[i]))
+                first[i * n + j] = logits[source]
     batch = len(lengths)
     rows = torch.arange(batch, device=lean.wte.device)  # the live rows, as indices into the original batch
     logits = torch.stack(first)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from chatbot.checkpoint import load_chatbot
-from chatbot.fastdecode import DecodePlan, decode_plan, fast_decode, lean_model
+from chatbot.fastdecode import DecodePlan, decode_plan, fast_decode, lean_model, prefill_buckets
 
 GREEDY = {"do_sample": False}
 TOP_P = {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "top_k": 0}
@@ -92,6 +92,23 @@ def test_batched_greedy_equals_one_at_a_time_as_rows_finish(tiny):
     assert batched == [with_fast(tiny, [p], kw)[0] for p in prompts]
     assert batched[1] == alone[: alone.index(stop) + 1]
     assert any(len(row) > len(batched[1]) for row in batched)  # the others went on after it left
+
+
+def test_prefill_buckets_group_prompts_of_similar_length():
+    assert prefill_buckets([5, 30, 7, 12, 3, 9], size=4) == [[4, 0, 2, 5], [3, 1]]
+    assert prefill_buckets([8], size=4) == [[0]]
+
+
+def test_padded_prefill_buckets_equal_prompts_alone(tiny):
+    prompts = prompts_of([4, 21, 9, 30, 6, 13, 2], seed=5)  # two buckets, each padded to its longest prompt
+    kw = kwargs(tiny, GREEDY, new=15, stops=[])
+    assert with_fast(tiny, prompts, kw) == [with_fast(tiny, [p], kw)[0] for p in prompts]
+    lean = lean_model(tiny)
+    with torch.inference_mode():
+        together, _ = lean.prefill(prompts[:3])
+        alone = torch.cat([lean.prefill([p])[0] for p in prompts[:3]])
+    assert torch.allclose(together, alone, atol=1e-4)
+    assert not torch.equal(together[0], together[1])  # each row is its own prompt's, not a neighbour's
 
 
 def test_default_model_greedy_equals_generate():
