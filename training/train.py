@@ -194,9 +194,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     hub = hub_load_options(cfg.base_model) if cfg.base_model else {}
 
     import torch
-    from transformers import DataCollatorForSeq2Seq, Trainer
 
-    from training.examples import build_dataset
     with phase(times, "load data"):
         train_dialogues, valid_dialogues, test_dialogues, notes = load_splits(cfg)
     args = training_arguments(cfg, has_eval=bool(valid_dialogues))
@@ -207,19 +205,8 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         settings = apply_overrides(cfg, settings, model, train_dialogues)
 
     with phase(times, "tokenize"), args.main_process_first(desc="tokenizing"):
-        train_set = build_dataset(tokenizer, train_dialogues, settings.format, cfg.loss)
-        eval_set = build_dataset(tokenizer, valid_dialogues, settings.format, cfg.loss) if valid_dialogues else None
-    if eval_set is not None and cfg.eval_limit and len(eval_set) > cfg.eval_limit:
-        eval_set = eval_set.shuffle(seed=0).select(range(cfg.eval_limit))
-
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX),
-        processing_class=tokenizer,
-    )
+        train_set, eval_set = tokenized_sets(cfg, tokenizer, settings.format, train_dialogues, valid_dialogues)
+    trainer = make_trainer(args, model, tokenizer, train_set, eval_set)
     with phase(times, "train"):
         result = trainer.train(resume_from_checkpoint=resume_from)
     metrics = {"train_loss": result.training_loss, "steps": result.global_step, "train_examples": len(train_set)}
@@ -249,6 +236,30 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     write_metrics(Path(cfg.output), cfg, settings, metrics)
     logger.info("saved chatbot to %s", cfg.output)
     return metrics
+
+
+def tokenized_sets(cfg: TrainConfig, tokenizer, fmt: DialogueFormat, train: list[Dialogue], valid: list[Dialogue]):
+    """The train set, and the valid set (None without valid dialogues) cut to ``--eval-limit`` examples."""
+    from training.examples import build_dataset
+
+    train_set = build_dataset(tokenizer, train, fmt, cfg.loss)
+    eval_set = build_dataset(tokenizer, valid, fmt, cfg.loss) if valid else None
+    if eval_set is not None and cfg.eval_limit and len(eval_set) > cfg.eval_limit:
+        eval_set = eval_set.shuffle(seed=0).select(range(cfg.eval_limit))  # a fixed sample: comparable evaluations
+    return train_set, eval_set
+
+
+def make_trainer(args, model, tokenizer, train_set, eval_set):
+    from transformers import DataCollatorForSeq2Seq, Trainer
+
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX),
+        processing_class=tokenizer,
+    )
 
 
 def save_chatbot(trainer, tokenizer, settings: ChatbotSettings, output: str) -> None:
