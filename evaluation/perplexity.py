@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m evaluation.perplexity", description=main.__doc__)
     parser.add_argument("--model", default=None, help="chatbot checkpoint folder (default: the embedded model)")
-    parser.add_argument("--data", default="chitchat")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--data", default="chitchat", help="chitchat, a .json/.txt/.jsonl path, or hf:NAME")
+    parser.add_argument("--split", default="test", help="train, valid, test or all (default: test)")
     parser.add_argument("--limit", type=int, default=None, help="first N dialogues only")
     args = parser.parse_args(argv)
     loaded = load_chatbot(args.model)
