@@ -21,6 +21,7 @@ from chatbot.app.ab_tab import PENDING
 from chatbot.app.chat_app import ChatApp
 from chatbot.app.controls import parse_seed, ranking_identity, settings_from_panel
 from chatbot.app.errors import ui_errors
+from chatbot.app.layout import launch_options
 from chatbot.app.models import ModelRegistry
 from chatbot.app.render import clean_message, messages, render_stream
 from chatbot.app.server import config_from_args, parse_args, parse_auth
@@ -254,9 +255,9 @@ def test_empty_message_is_ignored_with_a_hint(app):
 def test_missing_model_is_a_one_line_error_before_anything_is_shown(tmp_path):
     app = ChatApp(AppConfig(model=str(tmp_path / "nowhere"), data_dir=tmp_path))
     session = app.new_session()
-    with pytest.raises(gr.Error, match="no such model folder"):
-        drain(ui_errors(app.chat.send)(session, "hi", "", STREAM))
-    assert session.chat is None
+    with pytest.warns(UserWarning, match="no such model folder"):
+        outputs = drain(ui_errors(app.chat.send)(session, "hi", "", STREAM))
+    assert outputs == [gr.skip()] and session.chat is None  # a warning; every control keeps its value
     status, *_ = app.models.page_load(session)
     assert status.startswith("**No model loaded:**") and "no such model folder" in status
 
@@ -344,8 +345,8 @@ def test_save_and_load_a_conversation(app, tmp_path):
 
 def test_switch_model_keeps_the_current_one_on_a_bad_folder(app, tiny_chatbot, tmp_path):
     session = app.new_session()
-    with pytest.raises(gr.Error, match="not a model folder|no such model folder"):
-        ui_errors(app.models.switch_model)(session, str(tmp_path))
+    with pytest.warns(UserWarning, match="not a model folder|no such model folder"):
+        assert ui_errors(app.models.switch_model)(session, str(tmp_path)) == gr.skip()  # no Error badge
     assert session.model == tiny_chatbot
     copy = shutil.copytree(tiny_chatbot, tmp_path / "copy")
     drain(app.chat.send(session, "hi", "", STREAM))
@@ -362,10 +363,12 @@ def pre_vote_text(output) -> str:
     """Everything a pre-vote output shows: values, labels, and the settings panels' labels."""
     parts = []
     for item in output:
-        if isinstance(item, dict | gr.components.Component) or hasattr(item, "label"):
-            parts += [str(getattr(item, "label", "") or ""), str(getattr(item, "value", "") or "")]
+        if isinstance(item, dict):  # an update: every property it sets (value, label, ...)
+            parts += [str(value) for value in item.values()]
+        elif isinstance(item, gr.components.Component):
+            parts += [str(item.label or ""), str(item.value or "")]
         else:
-            parts.append(str(item))
+            parts.append(str(item))  # the chat's messages, the notice
     return " ".join(parts)
 
 
@@ -376,9 +379,9 @@ def test_ab_turn_vote_and_leaderboard(app):
     assert pair.open and pair.blind and pair.seed == 11 and pair.settings_a.seed == pair.settings_b.seed == 11
     final = outputs[-1]
     left, right = final[2], final[3]
-    assert left.label == "Left reply" and right.label == "Right reply"
-    assert {left.value, right.value} == {pair.reply_a, pair.reply_b} or pair.reply_a == pair.reply_b
-    assert final[-2].label == final[-1].label == "Settings (hidden until you vote)" and not final[-1].open
+    assert left["label"] == "Left reply" and right["label"] == "Right reply"
+    assert {left["value"], right["value"]} == {pair.reply_a, pair.reply_b} or pair.reply_a == pair.reply_b
+    assert final[-2]["label"] == final[-1]["label"] == "Settings (hidden until you vote)" and not final[-1]["open"]
     # a second message before choosing is refused, the history unchanged
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -395,8 +398,9 @@ def test_ab_turn_vote_and_leaderboard(app):
     assert vote.provenance_a in ("own", "retry", "fallback") and vote.len_a == len(vote.reply_a.split())
     # the winner continues the conversation; labels now say which setting was which, with the diff
     assert session.ab_turns[-1] == pair.reply_of(vote.winner) and not pair.open
-    assert "greedy" in view[1].label + view[2].label and "continues the conversation" in view[1].label + view[2].label
-    assert "A vs B:" in view[NOTICE] and "strategy" in view[NOTICE] and view[-1].label == "Settings B"
+    labels = view[1]["label"] + view[2]["label"]
+    assert "greedy" in labels and "continues the conversation" in labels
+    assert "A vs B:" in view[NOTICE] and "strategy" in view[NOTICE] and view[-1]["label"] == "Settings B"
     # named like the presets they derive from, by what differs (these panels cut max_new_tokens to 12)
     names = ["greedy, max_new_tokens=12", "top-p, max_new_tokens=12"]
     if vote.provenance_a == vote.provenance_b == "own" and not vote.identical:
@@ -416,7 +420,7 @@ def test_twenty_blind_turns_name_no_side_or_setting_before_the_vote(app):
             assert " A " not in f" {text} " and " B " not in f" {text} " and "A and B" not in text
             assert not any(name in text for name in names), text
         # both replies appear in the same update, and not before it
-        shown = [(o[2].value, o[3].value) for o in outputs]
+        shown = [(o[2]["value"], o[3]["value"]) for o in outputs]
         assert shown[-1] == (pair.reply_of(pair.panel("left")), pair.reply_of(pair.panel("right")))
         assert all(value == (PENDING, PENDING) for value in shown[:-1])
         app.ab.vote(session, "tie" if turn % 2 else "right")
@@ -489,10 +493,17 @@ def test_votes_export_and_clear(app):
 
 
 def test_clear_votes_is_refused_when_reachable_without_a_login(app):
-    from chatbot.app.leaderboard_panel import disk_changes_allowed
+    from chatbot.app.access import disk_changes_allowed
 
-    assert disk_changes_allowed("127.0.0.1", False, None) and disk_changes_allowed("0.0.0.0", True, ("u", "p"))
-    assert not disk_changes_allowed("0.0.0.0", False, None) and not disk_changes_allowed("127.0.0.1", True, None)
+    def allowed(host, share=False, auth=None):
+        return disk_changes_allowed(AppConfig(host=host, share=share, auth=auth))
+
+    assert allowed("127.0.0.1") and allowed("localhost") and allowed("::1") and allowed("127.0.0.2")
+    assert allowed("0.0.0.0", share=True, auth=("u", "p"))
+    assert not allowed("0.0.0.0") and not allowed("127.0.0.1", share=True) and not allowed("192.168.1.5")
+    assert not allowed("my-host.example")  # a name other than localhost may resolve anywhere
+    flags = config_from_args(parse_args(["--host", "0.0.0.0", "--share", "--auth", "me:pw"]))[0]
+    assert (flags.host, flags.share, flags.auth) == ("0.0.0.0", True, ("me", "pw")) and "pw" not in repr(flags)
     session = app.new_session()
     drain(app.ab.send(session, "hi", "", True, "", GREEDY, STREAM))
     app.ab.vote(session, "left")
@@ -512,7 +523,7 @@ def test_leaderboard_is_scoped_by_model_with_all_models_on_request(app, tiny_cha
     assert app.votes.leaderboard_view(other)[0] == []  # the other model has no votes
     rows, summary, selector, _ = app.votes.leaderboard_view(other, "all models", True)  # flagged ones counted
     assert len(rows) == 2 and "1 of 1 votes rated" in summary
-    keys = [value for _, value in selector.choices]
+    keys = [value for _, value in selector["choices"]]
     assert session.pair.fingerprint in keys and len(app.votes.leaderboard_view(session, "loaded model", True)[0]) == 2
 
 
@@ -655,13 +666,8 @@ def served(tiny_chatbot, tmp_path_factory):
     config = AppConfig(model=tiny_chatbot, data_dir=data, bootstrap_rounds=20, concurrency=2)
     app = ChatApp(config)
     demo = build_app(config, app)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        allowed_paths=[str(data)],
-    )
+    # as chatbot serve launches it (chatbot.app.layout.launch_options): no data folder in allowed_paths
+    _, url, _ = demo.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True, **launch_options(config))
     yield url, app
     demo.close()
 

@@ -20,7 +20,7 @@ from chatbot.app.controls import (
     settings_from_panel,
 )
 from chatbot.app.errors import bind, ui_errors
-from chatbot.app.leaderboard_panel import VotesPanel, fingerprint_of, leaderboard_panel
+from chatbot.app.leaderboard_panel import LeaderboardWidgets, VotesPanel, fingerprint_of, leaderboard_panel
 from chatbot.app.models import ModelRegistry
 from chatbot.app.render import clean_message, fold_stream, messages, render_stream
 from chatbot.app.sessions import ABPair, AppConfig, Session, stream_ab
@@ -39,31 +39,39 @@ PENDING = "Generating both replies…"  # blind mode shows both replies together
 
 @dataclass
 class ArenaPair(ABPair):
-    """An A/B pair with how each reply was made and the model that made both (stored with the vote)."""
+    """An A/B pair with how each reply was made and the model that made both (stored with the vote).
+
+    Each setting's name and ranking identity are taken once, when the pair is made
+    (:meth:`ABTab.make_pair`): naming a setting compares it with every preset, too slow to repeat on
+    every vote and every view.
+    """
 
     provenance_a: str = OWN
     provenance_b: str = OWN
     fingerprint: str = ""
+    labels: tuple[str, str] = ("", "")  # the settings' names (setting_label), A's then B's
+    ranked: tuple[str, str] = ("", "")  # the settings' ranking identities, what the vote is stored under
 
     def provenance_of(self, panel: str) -> str:
         return self.provenance_a if panel == "A" else self.provenance_b
+
+    def label_of(self, panel: str) -> str:
+        return self.labels[panel == "B"]
 
     @property
     def hidden(self) -> bool:
         return not self.revealed
 
 
-def reveal_notes(pair: ArenaPair, presets) -> str:
+def reveal_notes(pair: ArenaPair) -> str:
     """After the vote: each side's panel and setting, how its reply was made, and the settings that differ."""
     lines = []
     for screen in ("left", "right"):
         panel = pair.panel(screen)
         made = pair.provenance_of(panel)
         note = "" if made == OWN else f" · ⚠️ {PROVENANCE_NOTES[made]}"
-        lines.append(
-            f"**{screen.capitalize()}** was **{panel}** ({setting_label(pair.settings_of(panel), presets)}){note}"
-        )
-    diff = settings_diff(json.loads(pair.settings_a.identity), json.loads(pair.settings_b.identity))
+        lines.append(f"**{screen.capitalize()}** was **{panel}** ({pair.label_of(panel)}){note}")
+    diff = settings_diff(json.loads(pair.ranked[0]), json.loads(pair.ranked[1]))
     if diff:
         lines.append("A vs B: " + "; ".join(f"{field} {a} → {b}" for field, a, b in diff))
     else:
@@ -79,7 +87,6 @@ class ABTab:
         self.config = config
         self.registry = registry
         self.votes = votes
-        votes.registry = votes.registry or registry  # the leaderboard scopes by the tab's loaded model
 
     def _labels(self, pair: ArenaPair | None) -> tuple[str, str]:
         if pair is None or pair.hidden:
@@ -87,7 +94,7 @@ class ABTab:
         labels = []
         for screen in ("left", "right"):
             panel = pair.panel(screen)
-            label = f"{screen.capitalize()}: {panel} · {setting_label(pair.settings_of(panel), self.config.presets)}"
+            label = f"{screen.capitalize()}: {panel} · {pair.label_of(panel)}"
             if pair.provenance_of(panel) != OWN:
                 label += f" · {pair.provenance_of(panel)}"
             labels.append(label + (" · continues the conversation" if pair.continued == panel else ""))
@@ -97,12 +104,13 @@ class ABTab:
     def _settings_panels(hidden: bool):
         """The two settings panels: collapsed and neutrally labelled while a blind pair waits for the vote."""
         if hidden:
-            return gr.Accordion(label=HIDDEN_SETTINGS, open=False), gr.Accordion(label=HIDDEN_SETTINGS, open=False)
-        return gr.Accordion(label="Settings A", open=True), gr.Accordion(label="Settings B", open=True)
+            return gr.update(label=HIDDEN_SETTINGS, open=False), gr.update(label=HIDDEN_SETTINGS, open=False)
+        return gr.update(label="Settings A", open=True), gr.update(label="Settings B", open=True)
 
     def view(self, session: Session, notice: str = "", left: str | None = None, right: str | None = None, hidden=None):
         """The A/B outputs: chat, left reply, right reply, the vote buttons, 2 continue buttons, notice,
-        settings panel A, settings panel B. ``hidden``: hide the settings (a blind pair being generated)."""
+        settings panel A, settings panel B. ``hidden``: hide the settings (a blind pair being generated).
+        Updates, not new components: a view is made on every vote and every streamed word."""
         pair = session.pair
         hidden = (pair is not None and pair.hidden) if hidden is None else hidden
         if pair is not None:
@@ -113,10 +121,10 @@ class ABTab:
         can_continue = pair is not None and pair.open
         return (
             messages(session.ab_turns),
-            gr.Textbox(value=left or "", label=left_label),
-            gr.Textbox(value=right or "", label=right_label),
-            *[gr.Button(interactive=can_vote) for _ in VOTE_KINDS],
-            *[gr.Button(interactive=can_continue) for _ in range(2)],
+            gr.update(value=left or "", label=left_label),
+            gr.update(value=right or "", label=right_label),
+            *[gr.update(interactive=can_vote) for _ in VOTE_KINDS],
+            *[gr.update(interactive=can_continue) for _ in range(2)],
             notice,
             *self._settings_panels(hidden),
         )
@@ -202,7 +210,7 @@ class ABTab:
             stopped = "Stopped: nothing was added to the conversation or the votes. Send the message again."
             yield text, *self.view(session, stopped, shown["left"], shown["right"], hidden=False)
             return
-        session.pair = ArenaPair(
+        session.pair = self.make_pair(
             reply_a=replies["A"].text,
             reply_b=replies["B"].text,
             settings_a=settings_a,
@@ -216,9 +224,19 @@ class ABTab:
             fingerprint=fingerprint_of(bot).key,
         )
         prompt = "Vote, or pick the reply that continues the conversation."
-        if not blind and ranking_identity(settings_a) == ranking_identity(settings_b):
+        if not blind and session.pair.ranked[0] == session.pair.ranked[1]:
             prompt += " A and B are the same setting: a vote here does not move the leaderboard."
         yield gr.skip(), *self.view(session, prompt)  # blind: both replies appear in this one update
+
+    def make_pair(self, **fields) -> ArenaPair:
+        """An :class:`ArenaPair` of ``fields``, with its settings' names and ranking identities."""
+        pair = ArenaPair(**fields)
+        pair.labels = (
+            setting_label(pair.settings_a, self.config.presets),
+            setting_label(pair.settings_b, self.config.presets),
+        )
+        pair.ranked = (ranking_identity(pair.settings_a), ranking_identity(pair.settings_b))
+        return pair
 
     def vote(self, session: Session, choice: str, selected: str | None = None, include: bool = False):
         """Store a vote (a kind's choice: "left", "right", "tie", "both-bad").
@@ -239,9 +257,9 @@ class ABTab:
         winner = stored_winner(choice, pair.swapped)
         vote = Vote(
             winner=winner,
-            settings_a_id=ranking_identity(pair.settings_a),
+            settings_a_id=pair.ranked[0],
             settings_a_json=pair.settings_a.to_json(),
-            settings_b_id=ranking_identity(pair.settings_b),
+            settings_b_id=pair.ranked[1],
             settings_b_json=pair.settings_b.to_json(),
             reply_a=pair.reply_a,
             reply_b=pair.reply_b,
@@ -261,7 +279,7 @@ class ABTab:
             notice = self._continue_with(session, winner)
         else:
             notice = "Vote stored. Now pick the reply that continues the conversation."
-        notice += "  \n" + reveal_notes(pair, self.config.presets)
+        notice += "  \n" + reveal_notes(pair)
         return *self.view(session, notice), *self.votes.leaderboard_view(session, selected, include)
 
     def _continue_with(self, session: Session, panel: str) -> str:
@@ -269,8 +287,7 @@ class ABTab:
         session.ab_turns.append(pair.reply_of(panel))
         pair.continued = panel
         voted = "Vote stored. " if pair.voted else ""
-        label = setting_label(pair.settings_of(panel), self.config.presets)
-        return f"{voted}{panel} ({label}) continues the conversation."
+        return f"{voted}{panel} ({pair.label_of(panel)}) continues the conversation."
 
     def continue_with(self, session: Session, screen: str):
         """Continue the shared conversation with the reply on screen side "left" or "right"."""
@@ -306,8 +323,8 @@ def _reply_panels() -> tuple[gr.Textbox, gr.Textbox, dict[str, gr.Button], dict[
     return left, right, votes, {"left": continue_left, "right": continue_right}
 
 
-def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown, gr.Dataframe]:
-    """The A/B tab, wired; returns the persona note and the leaderboard table the page fills on load."""
+def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown, LeaderboardWidgets]:
+    """The A/B tab, wired; returns the persona note and the leaderboard the page fills on load."""
     # B starts on a contrasting preset, so a first A/B turn already compares something
     default_b = "greedy" if "greedy" in app.presets and DEFAULT_PRESET != "greedy" else DEFAULT_PRESET
     gr.Markdown(
@@ -335,7 +352,7 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
         with gr.Column(scale=1, min_width=300):  # a sampling panel's help lines need the width
             with gr.Accordion("Settings B", open=True) as panel_b:
                 sampling_b = sampling_panel(app, default_b, "B", prefix="b_")
-    board_outputs, selected, include = leaderboard_panel(app.votes, session)
+    board = leaderboard_panel(app.votes, session)
 
     tab = app.ab
     # the order ABTab.view returns them in
@@ -357,10 +374,10 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
             return tab.vote(session_value, choice, selected_value, include_value)
 
         vote.__name__ = api
-        button.click(ui_errors(vote), [session, selected, include], [*view, *board_outputs], api_name=api)
+        button.click(ui_errors(vote), board.inputs(session), [*view, *board.outputs], api_name=api)
     for screen, button in continues.items():
         api = f"ab_continue_{screen}"
         button.click(bind(tab.continue_with, screen, name=api), [session], view, api_name=api)
     new.click(ui_errors(tab.clear), [session], view, api_name="ab_clear")
     chat.clear(ui_errors(tab.clear), [session], view, api_name=False)  # the trash icon clears the history too
-    return persona_note, board_outputs[0]
+    return persona_note, board

@@ -16,9 +16,17 @@ from chatbot import conversation as cm
 from chatbot.app.ab_tab import ABTab
 from chatbot.app.chat_tab import ChatTab
 from chatbot.app.controls import preset_controls
-from chatbot.app.leaderboard_panel import VotesPanel
-from chatbot.app.models import ModelBox, ModelRegistry
+from chatbot.app.leaderboard_panel import VotesPanel, fingerprint_of
+from chatbot.app.models import ModelBox, ModelRegistry, load_bot
 from chatbot.app.sessions import AppConfig, Session
+
+
+def load_fingerprinted(name: str | None) -> cm.Chatbot:
+    """Load a model and take its fingerprint at once: the votes it makes are stored under the model as it
+    was loaded, even when its files change on disk while it stays loaded (a retrained checkpoint)."""
+    bot = load_bot(name)
+    fingerprint_of(bot)
+    return bot
 
 
 class ChatApp:
@@ -27,9 +35,9 @@ class ChatApp:
     def __init__(self, config: AppConfig, registry: ModelRegistry | None = None):
         self.config = config
         self.presets = config.presets
-        self.registry = registry or ModelRegistry(config.max_models)
+        self.registry = registry or ModelRegistry(config.max_models, loader=load_fingerprinted)
         self.models = ModelBox(config, self.registry)
-        self.votes = VotesPanel(config)
+        self.votes = VotesPanel(config, self.registry)
         self.chat = ChatTab(config, self.registry)
         self.ab = ABTab(config, self.registry, self.votes)
 

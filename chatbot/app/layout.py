@@ -25,6 +25,15 @@ def launch_style() -> dict:
     return {"theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="sky"), "css": CSS}
 
 
+def launch_options(config: AppConfig) -> dict:
+    """``demo.launch`` keywords for ``config`` (add the port): where to listen, the login, the style.
+
+    No ``allowed_paths``: the data folder (votes, saved chats, exports) is never served by URL; a file
+    offered for download is a copy in a fresh temporary folder (:mod:`chatbot.app.access`).
+    """
+    return {"server_name": config.host, "share": config.share, "auth": config.auth, **launch_style()}
+
+
 def build_app(config: AppConfig | None = None, app: ChatApp | None = None) -> gr.Blocks:
     """The whole page. Models load on first use, so building it is quick and needs no model."""
     config = config or AppConfig()
@@ -44,14 +53,17 @@ def build_app(config: AppConfig | None = None, app: ChatApp | None = None) -> gr
 
         notes = [chat_persona_note, ab_persona_note]
         demo.load(ui_errors(app.models.page_load), [session], [model_info, *notes], api_name=False)
-        # the leaderboard is read when a page opens, not when the app is built: building creates no files
-        demo.load(ui_errors(app.votes.leaderboard_rows), None, [board], api_name=False)
+        # the leaderboard (table, summary, model selector) is read when a page opens, not when the app is
+        # built (building creates no files), and again when the tab switches models: it shows the loaded
+        # model's votes
+        refresh_board = ui_errors(app.votes.leaderboard_view)
+        demo.load(refresh_board, board.inputs(session), board.outputs, api_name=False)
         load_model.click(
             ui_errors(app.models.switch_model),
             [session, model_box],
             [model_box, model_info, *notes],
             api_name="switch_model",
-        )
+        ).success(refresh_board, board.inputs(session), board.outputs, api_name=False)
 
     demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
     return demo

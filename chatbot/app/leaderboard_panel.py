@@ -9,20 +9,21 @@ served. Clearing votes is refused when the app is reachable beyond this machine 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import weakref
-from pathlib import Path
+from dataclasses import dataclass
 
 import gradio as gr
 
+from chatbot.app.access import disk_changes_allowed, offered_copy, refused
 from chatbot.app.errors import ui_errors
+from chatbot.app.models import ModelRegistry
 from chatbot.app.sessions import AppConfig, Session, now_stamp
 from chatbot.arena.fingerprint import ModelFingerprint, engine_fingerprint, model_fingerprint
 from chatbot.arena.leaderboard import TABLE_HEADERS, Board, board_summary, table_rows
 from chatbot.arena.live import LiveBoard
 from chatbot.arena.votes import VoteStore
+from chatbot.errors import ChatbotError
 
 LOADED, ALL = "loaded model", "all models"  # the model selector's fixed choices; the others are fingerprints
 INCLUDE_LABEL = "Count flagged votes (fallback, retry under other settings, identical replies)"
@@ -47,25 +48,12 @@ def fingerprint_of(bot) -> ModelFingerprint:
     return _FINGERPRINTS[bot]
 
 
-def disk_changes_allowed(host: str, share: bool, auth) -> bool:
-    """Clearing votes and saving presets need a login once the app is reachable beyond this machine."""
-    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-    return bool(auth) or (loopback and not share)
-
-
-def offered_copy(path: Path) -> Path:
-    """A copy of ``path`` in a fresh temporary folder: what a download link may point at."""
-    folder = Path(tempfile.mkdtemp(prefix="chatbot-download-"))
-    return Path(shutil.copy2(path, folder / path.name))
-
-
 class VotesPanel:
     """The vote store (opened on first use) and the leaderboard panel's handlers."""
 
-    def __init__(self, config: AppConfig, registry=None):
+    def __init__(self, config: AppConfig, registry: ModelRegistry):
         self.config = config
-        self.registry = registry
-        self._store: VoteStore | None = None
+        self.registry = registry  # the leaderboard shows the votes of the tab's loaded model by default
         self._live: LiveBoard | None = None
         self._store_lock = threading.Lock()
 
@@ -84,16 +72,11 @@ class VotesPanel:
 
     @property
     def changes_allowed(self) -> bool:
-        return disk_changes_allowed(
-            getattr(self.config, "host", "127.0.0.1"),
-            getattr(self.config, "share", False),
-            getattr(self.config, "auth", None),
-        )
+        """The data-folder gate (:func:`chatbot.app.access.disk_changes_allowed`) for this app."""
+        return disk_changes_allowed(self.config)
 
-    def loaded_fingerprint(self, session: Session | None) -> str | None:
-        """The fingerprint of the tab's model (no tab: the configured model); None without a registry."""
-        if self.registry is None:
-            return None
+    def loaded_fingerprint(self, session: Session | None) -> str:
+        """The fingerprint of the tab's model (no tab: the configured model); loads it if needed."""
         return fingerprint_of(self.registry.get(session.model if session is not None else self.config.model)).key
 
     def scope(self, session: Session | None, selected: str | None) -> str | None:
@@ -104,25 +87,36 @@ class VotesPanel:
             return self.loaded_fingerprint(session)
         return selected
 
-    def selector(self, selected: str | None) -> gr.Dropdown:
+    def selector(self, selected: str | None) -> dict:
+        """The model selector's choices: the loaded model, all models, then every model with votes."""
         choices = [(LOADED, LOADED), (ALL, ALL)]
-        for model in self.store.models():
+        for model in self.live.models():
             source, _, digest = model.fingerprint.rpartition("@")
             label = f"{source or 'unknown model'} · {digest[:8] or 'before fingerprints'} ({model.votes} votes)"
             choices.append((label, model.fingerprint))
-        return gr.Dropdown(choices=choices, value=selected or LOADED)
+        return gr.update(choices=choices, value=selected or LOADED)
 
     def board(self, session: Session | None, selected: str | None = LOADED, include: bool = False) -> Board:
         return self.live.board(self.scope(session, selected), bool(include))
 
     def leaderboard_view(self, session: Session | None = None, selected: str | None = LOADED, include: bool = False):
-        """Outputs: the table, the summary under it, the model selector, the refresh timer."""
-        board = self.board(session, selected, include)
+        """Outputs: the table, the summary under it, the model selector, the refresh timer.
+
+        Also what a page shows when it opens. When the tab's model cannot load, the table is empty and
+        the summary says so: the leaderboard itself never fails, and "all models" still works.
+        """
+        try:
+            board = self.board(session, selected, include)
+        except ChatbotError as exc:
+            if selected not in (None, "", LOADED):
+                raise
+            note = f"No model loaded ({exc}); pick **{ALL}** above to see every model's votes."
+            return [], note, self.selector(selected), gr.update(active=False)
         return (
             table_rows(board.standings),
             board_summary(board),
             self.selector(selected),
-            gr.Timer(active=not board.intervals),
+            gr.update(active=not board.intervals),  # the timer: on until the intervals are in
         )
 
     def leaderboard_rows(self, session: Session | None = None) -> list[list]:
@@ -138,7 +132,7 @@ class VotesPanel:
     def clear_votes(self, session: Session | None, selected: str | None, include: bool, confirmed: bool):
         """Delete the selected model's votes (or every vote when "all models" is selected)."""
         if not self.changes_allowed:
-            gr.Warning("Clearing votes is off: this app is reachable beyond this machine without --auth.")
+            gr.Warning(refused("Clearing votes"))
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), False, "Clearing votes needs --auth here."
         if not confirmed:
             gr.Warning("Tick 'Yes, delete these votes' first: clearing cannot be undone.")
@@ -149,12 +143,21 @@ class VotesPanel:
         return *self.leaderboard_view(session, selected, include), False, f"Deleted {deleted} of {which} votes."
 
 
-def leaderboard_panel(votes: VotesPanel, session: gr.State):
-    """The vote table with its summary, model selector, refresh, export and clear.
+@dataclass(frozen=True)
+class LeaderboardWidgets:
+    """What other parts of the page update or read: a vote, a page load and a model switch refresh ``outputs``
+    (table, summary, model selector, timer: :meth:`VotesPanel.leaderboard_view`'s order) from ``inputs``."""
 
-    Returns the components a vote updates: table, summary, model selector, timer (in that order),
-    and the selector and include toggle a vote reads.
-    """
+    outputs: list
+    selected: gr.Dropdown
+    include: gr.Checkbox
+
+    def inputs(self, session: gr.State) -> list:
+        return [session, self.selected, self.include]
+
+
+def leaderboard_panel(votes: VotesPanel, session: gr.State) -> LeaderboardWidgets:
+    """The vote table with its summary, model selector, refresh, export and clear, wired."""
     with gr.Accordion("Leaderboard of the settings compared so far", open=True):
         with gr.Row(equal_height=True):
             selected = gr.Dropdown(choices=[LOADED, ALL], value=LOADED, label="Votes of", scale=3)
@@ -188,4 +191,4 @@ def leaderboard_panel(votes: VotesPanel, session: gr.State):
         [*outputs, confirm, notice],
         api_name="clear_votes",
     )
-    return outputs, selected, include
+    return LeaderboardWidgets(outputs, selected, include)

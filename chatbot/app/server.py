@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 
 from chatbot.app.chat_app import ChatApp
-from chatbot.app.layout import build_app, launch_style
+from chatbot.app.layout import build_app, launch_options
 from chatbot.app.sessions import DEFAULT_CONCURRENCY, AppConfig, default_data_dir
 from chatbot.errors import ChatbotError
 from chatbot.sampling import load_presets
@@ -98,29 +98,25 @@ def config_from_args(args: argparse.Namespace) -> tuple[AppConfig, tuple[str, st
         data_dir=check_data_dir(Path(args.data_dir).expanduser().resolve() if args.data_dir else default_data_dir()),
         presets=load_presets(args.presets_file),
         concurrency=max(1, args.concurrency),
+        host=args.host,
+        share=args.share,
+        auth=parse_auth(args.auth),
     )
-    return config, parse_auth(args.auth)
+    return config, config.auth
 
 
 def main(argv: list[str] | None = None) -> int:
     """``chatbot serve``: load the model, print the data folder, serve until interrupted."""
     args = parse_args(argv)
     check_port(args.host, args.port)
-    config, auth = config_from_args(args)
+    config, _ = config_from_args(args)  # the login is config.auth
     app = ChatApp(config)
     check_data_dir(config.data_dir, create=True)
     app.registry.get(config.model)  # load now: a bad --model fails with one line, before the server starts
     print(f"Data folder (votes, saved conversations): {config.data_dir}")
     demo = build_app(config, app)
     try:
-        demo.launch(
-            server_name=args.host,
-            server_port=args.port,
-            share=args.share,
-            auth=auth,
-            allowed_paths=[str(config.data_dir)],
-            **launch_style(),
-        )
+        demo.launch(server_port=args.port, **launch_options(config))  # host, share, login; no data folder served
     except OSError as exc:  # taken between check_port and now; gradio says "Cannot find empty port"
         raise ChatbotError(f"cannot listen on {args.host}:{args.port} ({exc}); choose another --port") from None
     return 0

@@ -40,6 +40,11 @@ class AppConfig:
     bootstrap_rounds: int = 200
     queue_size: int = 64  # requests waiting beyond this are refused with 'queue full'
     checkpoints_dir: Path = Path("runs")  # checkpoints found here are offered in the model box
+    # where the app is reachable: clearing votes and saving presets need a login beyond loopback
+    # (chatbot.app.access.disk_changes_allowed)
+    host: str = "127.0.0.1"  # chatbot serve --host
+    share: bool = False  # chatbot serve --share: a public gradio.live link
+    auth: tuple[str, str] | None = field(default=None, repr=False)  # chatbot serve --auth; kept out of logs
 
 
 # ---------------------------------------------------------------------------------------------

@@ -209,6 +209,11 @@ class CellTable:
         self._n[row] += n
         self._points[row] += cell.score * n
 
+    @property
+    def fit_rows(self) -> int:
+        """Rows the point fit reads: one per pair and length covariate."""
+        return len(self._n)
+
     @classmethod
     def of(cls, cells: Iterable[tuple[FitCell, int]]) -> CellTable:
         table = cls()
