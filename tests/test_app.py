@@ -541,6 +541,7 @@ def built_panels(app: ChatApp) -> dict[str, dict]:
     return out
 
 
+@pytest.mark.slow
 def test_every_field_has_a_control_in_the_chat_panel_and_both_ab_panels(app):
     from chatbot.app.controls import control_help, slider_range
 

@@ -204,6 +204,7 @@ def test_multiturn_feeds_back_the_bot_replies(dialogues):
     assert len(result.conversations[0]) == 8 and len(result.per_turn["coherence"]) == 4
 
 
+@pytest.mark.slow
 def test_pipeline_with_a_fake_source_flags_what_it_should(dialogues):
     """Canned replies: 'greedy' always says the same dull thing, so it must lose on diversity and failures."""
 
