@@ -19,4 +19,4 @@ fi
 
 python3 -m pip install -q -e ".[test]"
 ruff check .
-python3 -m pytest -q -p no:cacheprovider
+python3 -m pytest -q -p no:cacheprovider --durations=15

@@ -206,7 +206,7 @@ def test_chat_send_streams_a_reply_with_candidates_and_speed(app, fake, fake_str
     textbox, chat, why, stats, notice = outputs[-1]
     assert chat == [{"role": "user", "content": "hi, how are you?"}, {"role": "assistant", "content": "i am fine, thanks."}]
     assert session.chat.turns == ["hi, how are you?", "i am fine, thanks."]
-    assert [row[:5] for row in why] == [["✔", "i am fine, thanks.", -1.0, "", 1]]
+    assert [[row[0], row[1], row[3], row[4]] for row in why] == [["✔", "i am fine, thanks.", "", 1]]
     assert "tokens/s" in stats and stats.endswith(" · top-p-stream, max_new_tokens=12")  # the nearest preset
     # several candidates: every one is listed, the best passing one marked, rejected ones with their reason
     fake([("i like to hike.", -0.2), ("", -0.1), ("i like to hike and swim.", -0.3), ("hiking!", -0.9)])
