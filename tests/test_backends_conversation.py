@@ -6,12 +6,12 @@ import json
 
 import httpx
 import pytest
+from test_backends import TOP_P, FakeServer, backend_for
 
 from chatbot.backends.base import BackendError
 from chatbot.backends.openai import CHAT, connect
 from chatbot.backends.prompts import ZWSP
 from chatbot.format import encode_text
-from test_backends import TOP_P, FakeServer, backend_for
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="top-p", help="sampling preset (as evaluated)")
     parser.add_argument("--num-candidates", type=int, default=None, help="override the preset's candidates")
     parser.add_argument("--no-continuous-batching", action="store_true", help="serve without continuous batching")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds one request may take (busy CPU)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -50,20 +51,28 @@ def main(argv: list[str] | None = None) -> int:
     local_bot = load_bot(BackendOptions(), folder)
     local_bot.reply_batch(contexts[:2], settings, batch_size=2)  # warm-up
     local = time_replies(local_bot, contexts, settings, args.batch_size)
+    print(f"model {folder}, {len(contexts)} contexts, {settings.describe()}", flush=True)
+    show(f"local batched ({args.batch_size})", local)
 
     with transformers_serve(folder, continuous_batching=not args.no_continuous_batching) as base_url:
-        options = BackendOptions(base_url=base_url, concurrency=args.concurrency, tokenizer=folder)
+        options = BackendOptions(
+            base_url=base_url, concurrency=args.concurrency, tokenizer=folder, timeout=args.timeout
+        )
         remote_bot = load_bot(options)
         remote_bot.reply_batch(contexts[:2], settings, batch_size=2)  # warm-up: the server's first requests
         served = time_replies(remote_bot, contexts, settings, len(contexts))
         kind = remote_bot.backend.describe()["server_kind"]
 
-    print(f"model {folder}, {len(contexts)} contexts, {settings.describe()}")
-    rows = [(f"local batched ({args.batch_size})", local), (f"{kind} x{args.concurrency}", served)]
-    for label, t in rows:
-        print(f"  {label:>28}: {t.seconds:7.1f} s  {t.contexts_per_s:6.2f} contexts/s  {t.tokens_per_s:7.1f} tokens/s")
+    show(f"{kind} x{args.concurrency}", served)
     print(f"  served / local throughput: {ratio(served, local):.2f}x (contexts/s, measured in this run)")
     return 0
+
+
+def show(label: str, t: Timing) -> None:
+    print(
+        f"  {label:>28}: {t.seconds:7.1f} s  {t.contexts_per_s:6.2f} contexts/s  {t.tokens_per_s:7.1f} tokens/s",
+        flush=True,
+    )
 
 
 def ratio(served: Timing, local: Timing) -> float:
