@@ -80,6 +80,11 @@ class Reply:
     def score(self) -> float | None:
         return self.candidates[self.chosen].score if self.chosen is not None else None
 
+    @property
+    def path(self) -> str:
+        """The decoder that made the candidates (chatbot.generation's FAST or GENERATE; a retry's may differ: "+")."""
+        return "+".join(sorted({c.path for c in self.candidates}))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
@@ -93,7 +98,7 @@ class Reply:
             "prompt_tokens": self.prompt_tokens,
             "kept_utterances": self.kept_utterances,
             "truncated": self.truncated,
-            "timings": self.timings.to_dict(),
+            "timings": self.timings.to_dict() | {"path": self.path},
             "candidates": [c.to_dict() for c in self.candidates],
         }
 

@@ -220,3 +220,16 @@ def test_reply_path_and_stream_name_the_fast_path_and_stop_on_request(tiny_chatb
     whole = GenerationStream(lm.model, lm.tokenizer, prompt, stream_settings, stop_ids=stops, pad_id=lm.ids.pad)
     text = "".join(whole)
     assert whole.result.n_tokens == 30 and text.strip() == whole.result.text  # every token streamed, then ended
+
+
+def test_a_replys_timings_and_speed_line_name_the_decoder(tiny_chatbot):
+    from chatbot.app.render import reply_stats
+    from chatbot.conversation import Chatbot
+    from chatbot.sampling import PRESETS
+
+    bot = Chatbot.load(tiny_chatbot)
+    reply = bot.generate_reply(["hi, how are you?"], settings=PRESETS["top-p"].replace(max_new_tokens=6, seed=1))
+    assert reply.to_dict()["timings"]["path"] == "fast"
+    assert "decoder: fast)" in reply_stats(reply)
+    beams = bot.generate_reply(["hi, how are you?"], settings=PRESETS["beam-5"].replace(max_new_tokens=6))
+    assert beams.to_dict()["timings"]["path"] == "generate" and "decoder: generate)" in reply_stats(beams)

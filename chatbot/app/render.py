@@ -55,7 +55,8 @@ def reply_stats(reply: cm.Reply | None, label: str = "", user_profanity: str = "
     t, n, bad = reply.timings, len(reply.candidates), len(reply.rejected)
     # several candidates are generated together: the speed counts every token of every candidate
     over = f" over {n} candidates" if n > 1 else ""
-    parts = [f"**{t.tokens_per_s:.0f} tokens/s** ({t.new_tokens} tokens{over} in {t.generation_ms / 1000:.2f} s)"]
+    decoder = f", decoder: {reply.path}" if reply.path else ""  # fast (chatbot.fastdecode) or generate
+    parts = [f"**{t.tokens_per_s:.0f} tokens/s** ({t.new_tokens} tokens{over} in {t.generation_ms / 1000:.2f} s{decoder})"]
     parts.append(f"reply in {t.total_ms / 1000:.2f} s, filters {t.filter_ms:.0f} ms")
     parts.append(f"{n} candidate{'s' * (n != 1)}, {bad} rejected" + (", 1 retry" if reply.attempts > 1 else ""))
     if label:
