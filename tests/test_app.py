@@ -595,6 +595,22 @@ def test_fields_the_strategy_or_a_switch_leaves_unused_are_hidden(app):
     assert not updates[panel.groups["truncation"]]["visible"] and updates[panel.groups["penalties"]]["visible"]
 
 
+def test_picking_a_preset_fills_every_control_and_opens_the_groups_it_uses(app):
+    from chatbot.app.controls import preset_updates, sampling_panel
+
+    with gr.Blocks():
+        panel = sampling_panel(app, "top-p", "Chat")
+    for name, preset in PRESETS.items():
+        updates = preset_updates(app, panel, name)
+        values = {field: updates[control]["value"] for field, control in panel.controls.items()}
+        assert settings_from_panel(PRESETS, {"preset": name, **values}) == preset, name
+    dry = preset_updates(app, panel, "dry")
+    assert dry[panel.groups["dry"]]["open"] and dry[panel.controls["dry_base"]]["visible"]
+    assert dry[panel.preset]["info"].startswith("top-p plus DRY")  # where the preset comes from
+    top_p = preset_updates(app, panel, "top-p")
+    assert not top_p[panel.groups["dry"]]["open"] and not top_p[panel.controls["dry_base"]]["visible"]
+
+
 def test_differs_line_names_what_the_panel_changed_from_its_preset():
     from chatbot.app.controls import differs_text, panel_values
 
@@ -704,17 +720,59 @@ def test_served_chat_and_ab_vote(served):
 
 
 @pytest.mark.slow
-def test_served_errors_are_one_line_messages(served, tmp_path):
-    from gradio_client.exceptions import AppError
-
+def test_served_errors_are_warnings_that_leave_every_control_as_it_was(served, tmp_path, caplog):
     url, app = served
     c = client(url)
-    with pytest.raises(AppError, match="not a model folder") as info:
-        c.predict(str(tmp_path), api_name="/switch_model")
-    assert "Traceback" not in str(info.value)
+    job = c.submit(str(tmp_path), api_name="/switch_model")  # not a model folder: a warning, no Error badge
+    job.result(timeout=60)
+    assert job.status().success and app.registry.get(app.config.model) is not None
+    assert "Traceback" not in caplog.text  # an expected failure prints no traceback
     out = c.predict("", "", **by_keyword(STREAM), api_name="/chat_send")
     assert "Type a message" in out[-1]
     assert app.votes.leaderboard_rows() is not None  # the server is still fine
+
+
+def test_an_unexpected_failure_is_logged_once_and_shown_in_one_line(caplog):
+    def broken(session):
+        raise KeyError("boom")
+
+    with pytest.raises(gr.Error) as info:
+        ui_errors(broken)(None)
+    assert info.value.message == "Something went wrong (KeyError); the server log has the details."
+    assert info.value.print_exception is False  # gradio does not print it a second time
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info is not None and "broken" in record.getMessage()
+
+    def expected(session):
+        raise ChatbotError("no such model folder: x; pass a checkpoint folder")
+
+    with pytest.warns(UserWarning, match="no such model folder"):
+        assert ui_errors(expected)(None) == gr.skip()
+
+
+@pytest.mark.slow
+def test_the_vote_store_and_saved_chats_are_not_served_by_url(served):
+    import httpx
+
+    url, app = served
+    session = app.new_session()
+    drain(app.chat.send(session, "hi", "", STREAM))
+    saved = app.chat.save(session)[0]["value"]
+    drain(app.ab.send(session, "hi", "", True, "", STREAM, GREEDY))
+    app.ab.vote(session, "left")
+    exported = app.votes.export_votes("csv", session)[0]["value"]
+    data = app.config.data_dir
+    assert saved.startswith(str(data)) and app.votes.store.path.is_file()
+    private = [app.votes.store.path, saved, *sorted((data / "exports").iterdir())]
+    for path in private:
+        response = httpx.get(f"{url}gradio_api/file={path}", timeout=30)
+        assert response.status_code == 403, path
+    # what is offered for download is a copy outside the data folder, served once the page asks for it
+    assert not exported.startswith(str(data))
+    c = client(url)
+    offered = c.predict("loaded model", api_name="/export_csv")[0]["value"]
+    copy = httpx.get(offered["url"], timeout=30)
+    assert copy.status_code == 200 and copy.text.startswith("id,")
 
 
 @pytest.mark.slow
