@@ -121,7 +121,7 @@ NEUTRAL_GENERATE_KWARGS: dict[str, Any] = {
 
 # text-generation-webui's default dry_sequence_breakers: '"\n", ":", "\"", "*"'
 DEFAULT_DRY_SEQUENCE_BREAKERS: tuple[str, ...] = ("\n", ":", '"', "*")
-# logits; e^5 ~ 150x the odds of the keyword's next token. Declared once, as the keyword_strength sampling field.
+# logits; e^8 ~ 3,000x the odds of the keyword's next token. Declared once, as the keyword_strength sampling field.
 DEFAULT_KEYWORD_STRENGTH: float = FIELD["keyword_strength"].default
 
 
