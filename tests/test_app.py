@@ -604,6 +604,8 @@ def test_picking_a_preset_fills_every_control_and_opens_the_groups_it_uses(app):
         updates = preset_updates(app, panel, name)
         values = {field: updates[control]["value"] for field, control in panel.controls.items()}
         assert settings_from_panel(PRESETS, {"preset": name, **values}) == preset, name
+        for control in panel.controls.values():  # gradio rebuilds each control from its update
+            type(control)(**{key: value for key, value in updates[control].items() if key != "__type__"})
     dry = preset_updates(app, panel, "dry")
     assert dry[panel.groups["dry"]]["open"] and dry[panel.controls["dry_base"]]["visible"]
     assert dry[panel.preset]["info"].startswith("top-p plus DRY")  # where the preset comes from

@@ -194,19 +194,23 @@ def _control(spec: FieldSpec, value, shown: bool):
         return gr.Checkbox(value=value, **common)
     if spec.kind == "words" or spec.optional:
         return gr.Textbox(value=control_value(spec, value), max_lines=1, **common)
-    bounds = slider_range(spec, value)
-    if bounds is None:
+    if not _is_slider(spec):
         return gr.Number(value=value, precision=0 if spec.kind == "int" else None, **common)
     # no reset button: the preset menu resets, and a narrow A/B column needs the room for the help line
-    return gr.Slider(*bounds, value=value, step=spec.step, buttons=[], **common)
+    return gr.Slider(*slider_range(spec, value), value=value, step=spec.step, buttons=[], **common)
+
+
+def _is_slider(spec: FieldSpec) -> bool:
+    # a number with a finite range; the optional seed is a text box (blank = random)
+    return spec.numeric and not spec.optional and slider_range(spec) is not None
 
 
 def _control_update(spec: FieldSpec, value):
     """A control's new value for a picked preset (a slider's range widened if the value needs it)."""
     shown = control_value(spec, value)
-    bounds = slider_range(spec, value) if spec.numeric else None
-    if bounds is not None:
-        return gr.update(value=shown, minimum=bounds[0], maximum=bounds[1])
+    if _is_slider(spec):
+        low, high = slider_range(spec, value)
+        return gr.update(value=shown, minimum=low, maximum=high)
     return gr.update(value=shown)
 
 
@@ -265,10 +269,12 @@ def sampling_panel(app: ChatApp, default: str, title: str, prefix: str = "") -> 
 def preset_updates(app: ChatApp, panel: SamplingPanel, name: str) -> dict:
     """A preset was picked: every control shows its value, its groups open, its strategy's fields show."""
     settings = app.presets[name]
-    updates = {panel.controls[s.name]: _control_update(s, getattr(settings, s.name)) for s in FIELDS}
-    updates |= visibility_updates(panel, settings)
+    updates = visibility_updates(panel, settings)
+    for spec in FIELDS:  # each control's update: its visibility and the preset's value
+        updates[panel.controls[spec.name]].update(_control_update(spec, getattr(settings, spec.name)))
     opened = open_groups(settings)
-    updates |= {acc: gr.update(open=g in opened, visible=updates[acc]["visible"]) for g, acc in panel.groups.items()}
+    for group, accordion in panel.groups.items():
+        updates[accordion]["open"] = group in opened
     return updates | {panel.preset: gr.update(info=preset_info(app.presets, name))}
 
 
@@ -301,7 +307,7 @@ def _wire(app: ChatApp, panel: SamplingPanel, save_name: gr.Textbox, save: gr.Bu
     def save_preset_clicked(name: str, values: dict):
         saved, _ = save_panel_preset(app, name, values)
         gr.Info(f"Saved preset {saved!r} to {presets_path(app)}; other tabs list it after a page reload.")
-        return gr.update(choices=list(app.presets), value=saved), ""
+        return gr.update(choices=list(app.presets), value=saved, info=preset_info(app.presets, saved)), ""
 
     def reload_choices():
         return gr.update(choices=reload_presets(app))
