@@ -9,8 +9,9 @@ Every corpus-level metric here is built from *per-reply statistics* plus an aggr
 
 Tokenisation for diversity and repetition is :func:`tokenize` (lower-cased words and punctuation
 marks, so "Hi!" and "hi" share the n-gram "hi"); entropy is in nats (natural log), the unit of
-DialoGPT's ``dstc/metrics.py`` and Zhang et al.'s code, so Ent-4 compares with their tables. BLEU uses sacrebleu's own ``13a`` tokeniser and F1 ParlAI's ``normalize_answer``, so
-numbers are comparable with the papers that use those tools.
+DialoGPT's ``dstc/metrics.py`` and Zhang et al.'s code, so Ent-4 compares with their tables.
+BLEU uses sacrebleu's own ``13a`` tokeniser and F1 ParlAI's ``normalize_answer``, so numbers are
+comparable with the papers that use those tools.
 """
 
 from __future__ import annotations
