@@ -1,4 +1,4 @@
-"""One real browser session: headless Chromium types into the app, runs an A/B turn, votes.
+"""One real browser session: headless Chromium types into the app, runs a blind A/B turn, votes, sees the reveal.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium (CI installs it); playwright's own browser
 download does not work offline, so the test points playwright at that binary.
@@ -13,7 +13,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from chatbot.app import AppConfig, ChatApp, build_app, launch_style
+from chatbot.app import AppConfig, ChatApp, build_app
+from chatbot.app.ab_tab import HIDDEN_SETTINGS
+from chatbot.app.layout import launch_options
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -25,6 +27,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 60_000  # generous: 2 CPU cores shared with other work
+REVEAL_SCREENSHOT = Path("/tmp/ab_reveal.png")  # kept after the run: look at it
 
 pytestmark = [
     pytest.mark.browser,
@@ -41,9 +44,7 @@ def served(tiny_chatbot, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_style()
-    )
+    _, url, _ = demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(config))
     yield url, app
     demo.close()
 
@@ -81,22 +82,32 @@ def test_chat_and_ab_vote_in_a_real_browser(served, tmp_path):
             expect(page.get_by_text("rejected because")).to_be_visible()
             page.screenshot(path=tmp_path / "chat.png", full_page=True)
 
-            # A/B: one message, two replies side by side, then a vote
+            # A/B, blind (the default): one message, both replies at once, sides and settings hidden
             page.get_by_role("tab", name="A/B compare").click()
+            expect(page.get_by_label("Blind: random sides, settings hidden until you vote")).to_be_checked()
             box = page.get_by_placeholder("Type a message for A and B")
             box.fill("what do you do for fun?")
             box.press("Enter")
             vote = page.get_by_role("button", name="Left better")
             expect(vote).to_be_enabled()
+            expect(page.get_by_text(HIDDEN_SETTINGS)).to_have_count(2)  # both panels, neutrally labelled
+            expect(page.get_by_text("Settings A", exact=True)).to_have_count(0)
+            expect(page.get_by_label("Left reply")).not_to_be_empty()
+            expect(page.get_by_label("Right reply")).not_to_be_empty()
             page.screenshot(path=tmp_path / "ab_replies.png", full_page=True)
             vote.click()
+            # the reveal: which side was which setting, how each reply was made, what differs
             expect(page.get_by_text("Vote stored.")).to_be_visible()
             expect(page.get_by_text("continues the conversation").first).to_be_visible()
-            page.screenshot(path=tmp_path / "ab_voted.png", full_page=True)
+            expect(page.get_by_text("Settings A", exact=True)).to_be_visible()
+            expect(page.get_by_text("Left was").first).to_be_visible()
+            expect(page.get_by_text("A vs B:")).to_be_visible()  # top-p against greedy: the diff
+            expect(page.get_by_text("of 1 votes rated")).to_be_visible()  # the leaderboard took the vote
+            page.screenshot(path=REVEAL_SCREENSHOT, full_page=True)
         finally:
             browser.close()
 
     [stored] = app.votes.store.votes()
     assert stored.winner == ("B" if stored.swapped else "A")  # "left" was A unless blind mode swapped
     assert stored.conversation == [{"role": "user", "content": "what do you do for fun?"}]
-    assert (tmp_path / "ab_voted.png").stat().st_size > 10_000
+    assert REVEAL_SCREENSHOT.stat().st_size > 10_000

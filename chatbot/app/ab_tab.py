@@ -63,6 +63,11 @@ class ArenaPair(ABPair):
         return not self.revealed
 
 
+def _shown(value) -> str:
+    # a field missing from a setting's identity is one its strategy does not use (greedy has no temperature)
+    return "unused" if value is None else str(value)
+
+
 def reveal_notes(pair: ArenaPair) -> str:
     """After the vote: each side's panel and setting, how its reply was made, and the settings that differ."""
     lines = []
@@ -73,7 +78,7 @@ def reveal_notes(pair: ArenaPair) -> str:
         lines.append(f"**{screen.capitalize()}** was **{panel}** ({pair.label_of(panel)}){note}")
     diff = settings_diff(json.loads(pair.ranked[0]), json.loads(pair.ranked[1]))
     if diff:
-        lines.append("A vs B: " + "; ".join(f"{field} {a} → {b}" for field, a, b in diff))
+        lines.append("A vs B: " + "; ".join(f"{field} {_shown(a)} → {_shown(b)}" for field, a, b in diff))
     else:
         lines.append("A and B were the same setting: this vote does not move the ratings.")
     return "  \n".join(lines)
@@ -343,7 +348,7 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
                 stop = gr.Button("Stop", variant="stop", scale=1, min_width=70)
             left, right, votes, continues = _reply_panels()
             notice = gr.Markdown(elem_classes="notice")
-            with gr.Row(equal_height=True):
+            with gr.Row():
                 blind = gr.Checkbox(value=True, label="Blind: random sides, settings hidden until you vote")
                 shared_seed = gr.Textbox(value="", label="Shared seed", info="blank = none", min_width=120)
                 new = gr.Button("New conversation", size="sm")

@@ -143,6 +143,17 @@ class VotesPanel:
         return *self.leaderboard_view(session, selected, include), False, f"Deleted {deleted} of {which} votes."
 
 
+# the table's columns by share of its width: the setting's name gets room, short numbers little, so a
+# header is never broken inside a word ("ran k")
+WIDE_COLUMNS = {"setting": 4.0, "95% interval": 1.8, "95% interval (length-controlled)": 2.4,
+                "win rate left / right": 1.8, "length-controlled": 1.8}  # fmt: skip
+
+
+def column_widths(headers: list[str]) -> list[str]:
+    weights = [WIDE_COLUMNS.get(header, 1.0) for header in headers]
+    return [f"{100 * w / sum(weights):.1f}%" for w in weights]
+
+
 @dataclass(frozen=True)
 class LeaderboardWidgets:
     """What other parts of the page update or read: a vote, a page load and a model switch refresh ``outputs``
@@ -163,7 +174,9 @@ def leaderboard_panel(votes: VotesPanel, session: gr.State) -> LeaderboardWidget
             selected = gr.Dropdown(choices=[LOADED, ALL], value=LOADED, label="Votes of", scale=3)
             include = gr.Checkbox(value=False, label=INCLUDE_LABEL, scale=3)
             refresh = gr.Button("Refresh", size="sm", scale=1)
-        board = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True)
+        board = gr.Dataframe(
+            headers=TABLE_HEADERS, interactive=False, wrap=True, column_widths=column_widths(TABLE_HEADERS)
+        )
         summary = gr.Markdown(elem_classes="stats")
         with gr.Row(equal_height=True):
             export_csv = gr.Button("Export CSV", size="sm")
