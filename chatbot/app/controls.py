@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from chatbot.app.access import disk_changes_allowed, refused
 from chatbot.arena.leaderboard import preset_names, presets_json, short_name
 from chatbot.errors import ChatbotError
 from chatbot.sampling import (
@@ -43,10 +44,7 @@ PRESET = "preset"  # the key of a panel's preset in its values (no sampling fiel
 PRESETS_FILE = "presets.json"  # presets saved from the app, in the data folder
 # the fields whose value shows or hides others: the strategy and every switch (dynamic_temperature, dry_multiplier, ...)
 SWITCHES = tuple(dict.fromkeys(["strategy", *(spec.enabled_by for spec in FIELDS if spec.enabled_by)]))
-SAVE_REFUSED = (
-    "Saving presets is off: this app is reachable beyond this machine without a login. "
-    "Restart it with --auth USER:PASSWORD (or on 127.0.0.1) to save presets."
-)
+SAVE_REFUSED = refused("Saving presets")
 
 
 # -- values: a panel's dict <-> settings (pure, no widgets) -----------------------------------------
@@ -151,7 +149,7 @@ def save_panel_preset(app: ChatApp, name: str | None, values: Mapping[str, Any])
     Refused (a ChatbotError naming the fix) when the app is reachable beyond this machine without a login,
     the same gate as clearing votes.
     """
-    if not app.votes.changes_allowed:
+    if not disk_changes_allowed(app.config):
         raise ChatbotError(SAVE_REFUSED)
     name = (name or "").strip()
     settings = settings_from_panel(app.presets, values)
