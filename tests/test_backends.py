@@ -464,3 +464,12 @@ def test_impossible_backend_flags_are_one_line_errors(kwargs, message):
 
     with pytest.raises(SettingsError, match=message):
         BackendOptions(**kwargs)
+
+
+def test_describe_names_backend_kind_model_and_url(dialogue_model):
+    backend = backend_for(FakeServer(), "vllm", dialogue_model)
+    described = backend.describe()
+    assert {k: described[k] for k in ("backend", "server_kind", "model", "base_url")} == {
+        "backend": "openai", "server_kind": "vllm", "model": dialogue_model.path, "base_url": "http://fake/v1"
+    }  # fmt: skip
+    assert described["label"] == f"{dialogue_model.path} (served by a vllm server at http://fake/v1)"

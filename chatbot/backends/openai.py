@@ -192,7 +192,8 @@ class OpenAIBackend:
 
     def describe(self) -> dict[str, str]:
         label = f"{self.model.path} (served by a {self.kind.name} server at {self.client.base_url})"
-        return {"backend": self.name, "server_kind": self.kind.name, "model": self.model.path, "label": label}
+        return {"backend": self.name, "server_kind": self.kind.name, "model": self.model.path,
+                "base_url": self.client.base_url, "label": label}  # fmt: skip
 
     def prepare_text(self, text: str) -> str:
         if self.sends_token_ids:
