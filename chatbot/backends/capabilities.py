@@ -31,12 +31,14 @@ was seen to do; only transformers serve was run against them here.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from chatbot.errors import SettingsError
+from chatbot.sampling import NO_NEUTRAL
 
 TOP_LEVEL = "top-level"
 EXTRA_BODY = "extra_body"
@@ -257,8 +259,6 @@ class RequestPlan:
 
     def body(self) -> dict[str, Any]:
         """The JSON body's sampling keys (``generation_config`` as the JSON string the server parses)."""
-        import json
-
         out = dict(self.top_level) | dict(self.extra_body)
         if self.generation_config:
             out["generation_config"] = json.dumps(self.generation_config, sort_keys=True)
@@ -271,7 +271,7 @@ def neutral_value(settings, name: str) -> Any:
         if f.name == name:
             spec = f.metadata.get("spec")
             neutral = getattr(spec, "neutral", f.metadata.get("neutral", NEUTRAL.get(name, ...)))
-            return ... if type(neutral).__name__ == "_NoNeutral" else neutral
+            return ... if neutral is NO_NEUTRAL else neutral
     return NEUTRAL.get(name, ...)
 
 
