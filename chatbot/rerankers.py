@@ -171,11 +171,16 @@ def continuation_logprobs(model, prefix: list[int], continuations: Sequence[list
 
 
 def coherence_with(embedder: Embedder, anchors: Sequence[str], texts: Sequence[str]) -> list[float]:
-    """Cosine of each text with its anchor (the user's last turn), in one ``encode`` call; empty texts score 0."""
+    """Cosine of each text with its anchor (the user's last turn), in one ``encode`` call; empty texts score 0.
+
+    Each distinct anchor is embedded once (every candidate of a context shares its user turn).
+    """
     if not texts:
         return []
-    vectors = np.asarray(embedder.encode([*anchors, *texts]), dtype=float)
-    scores = cosine_rows(vectors[: len(anchors)], vectors[len(anchors) :])
+    unique = list(dict.fromkeys(anchors))
+    vectors = np.asarray(embedder.encode([*unique, *texts]), dtype=float)
+    row = {anchor: i for i, anchor in enumerate(unique)}
+    scores = cosine_rows(vectors[[row[a] for a in anchors]], vectors[len(unique) :])
     return [0.0 if not t.strip() else float(s) for t, s in zip(texts, scores, strict=True)]
 
 

@@ -75,10 +75,10 @@ class WordEmbedder:
     """Each text's vector counts the words "pizza" and "hello" (plus 1 in a third axis for any text)."""
 
     def __init__(self):
-        self.calls = 0
+        self.calls: list[list[str]] = []
 
     def encode(self, texts):
-        self.calls += 1
+        self.calls.append(list(texts))
         return np.array([[t.count("pizza"), t.count("hello"), 1.0 if t else 0.0] for t in texts])
 
 
@@ -123,7 +123,7 @@ def test_coherence_is_the_cosine_with_the_users_last_turn():
     # "pizza?" -> (1, 0, 1); "hello" -> (0, 1, 1): cos 1/2; "pizza pizza" -> (2, 0, 1): cos 3/sqrt(10)
     assert [x["coherence"] for x in scores] == pytest.approx([0.5, 3 / math.sqrt(10)])
     assert best_first(scores, [0, 1]) == [1, 0]
-    assert embedder.calls == 1  # user turns and candidates in one encode call
+    assert embedder.calls == [["pizza?", "hello", "pizza pizza"]]  # one call; the shared user turn embedded once
 
 
 def test_mix_is_the_weighted_sum_of_the_components():
