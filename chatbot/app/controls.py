@@ -257,7 +257,7 @@ def sampling_panel(app: ChatApp, default: str, title: str, prefix: str = "") -> 
             for spec in specs:
                 controls[spec.name] = _control(spec, getattr(settings, spec.name), spec.name in fields)
     with gr.Row(equal_height=True):
-        save_name = gr.Textbox(placeholder="name", show_label=False, max_lines=1, scale=3, min_width=80)
+        save_name = gr.Textbox(placeholder="new preset name", show_label=False, max_lines=1, scale=3, min_width=80)
         save = gr.Button("Save as preset", size="sm", scale=2, min_width=90)
     panel = SamplingPanel(prefix, preset, controls, groups, differs)
     _wire(app, panel, save_name, save)
