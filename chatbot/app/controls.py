@@ -104,9 +104,11 @@ def slider_range(spec: FieldSpec, value=None) -> tuple[float, float] | None:
 
 def control_help(spec: FieldSpec) -> str:
     """A control's help line: the field's help, and the value that turns it off."""
+    # gradio renders help as Markdown, where '*' is emphasis: write the formulas' powers and products as ^ and ×
+    text = spec.help.replace("**", "^").replace(" * ", " × ")
     if spec.numeric and spec.neutral not in (NO_NEUTRAL, None):
-        return f"{spec.help}; {spec.neutral:g} = off"
-    return spec.help
+        return f"{text}; {spec.neutral:g} = off"
+    return text
 
 
 def differs_text(presets: Mapping[str, SamplingSettings], values: Mapping[str, Any]) -> str:
