@@ -90,16 +90,20 @@ def test_unsupported_setting_is_refused_before_sending(remote_bot):
 
 
 def test_stream_and_cancel_over_sse(remote_bot):
-    """Stop after the first streamed words: the HTTP stream is closed long before the 40 tokens it had to make."""
+    """Stop after the first streamed piece: the HTTP stream closes long before the 40 tokens it had to make."""
     settings = SamplingSettings(strategy="sample", num_candidates=1, min_new_tokens=40, max_new_tokens=40, seed=2)
-    cancel, events = threading.Event(), []
-    for event in remote_bot.stream_reply(["do you have any pets?"], settings=settings, cancel=cancel):
-        events.append(event)
-        if event.kind == "delta":
-            cancel.set()  # the Stop button
-    final = events[-1].value
-    assert events[-1].kind == "final" and final.cancelled
-    assert 0 < final.timings.new_tokens < 40
+    prompt = remote_bot.build_prompt(["do you have any pets?"], settings=settings)
+    cancel = threading.Event()
+    stream = remote_bot.backend.stream(prompt, settings, cancel_event=cancel)
+    pieces = []
+    for piece in stream:
+        pieces.append(piece)
+        cancel.set()  # the Stop button
+    assert len(pieces) == 1 and stream.result is not None and not stream.result.finished
+    assert 0 < stream.new_tokens < 40
+    # through the conversation manager: Stop pressed at once gives a cancelled reply, not an error
+    final = list(remote_bot.stream_reply(["do you have any pets?"], settings=settings, cancel=cancel))[-1]
+    assert final.kind == "final" and final.value.cancelled
 
 
 def test_small_evaluate_over_http(served, tmp_path, jsonl_file):
