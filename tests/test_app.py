@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -227,7 +228,10 @@ def test_stats_line_says_what_happened_to_the_reply():
 
     reply = Reply(
         text="fine, thanks.",
-        candidates=[Candidate("fine, thanks.", n_tokens=4), Candidate("a rude word", n_tokens=2, rejected="profanity")],
+        candidates=[
+            Candidate("fine, thanks.", n_tokens=4, path="fast"),
+            Candidate("a rude word", n_tokens=2, rejected="profanity", path="fast"),
+        ],
         chosen=0,
         timings=Timings(generation_ms=500, filter_ms=3, total_ms=520, new_tokens=6),
         user_profanity=True,
@@ -235,7 +239,7 @@ def test_stats_line_says_what_happened_to_the_reply():
         kept_utterances=3,
     )
     assert reply_stats(reply, "top-p", "mask") == (
-        "**12 tokens/s** (6 tokens over 2 candidates in 0.50 s) · reply in 0.52 s, filters 3 ms · "
+        "**12 tokens/s** (6 tokens over 2 candidates in 0.50 s, decoder: fast) · reply in 0.52 s, filters 3 ms · "
         "2 candidates, 1 rejected · top-p · context cut to the last 3 utterances · "
         "your message had profanity: the model saw it masked"
     )
@@ -334,7 +338,9 @@ def test_save_and_load_a_conversation(app, tmp_path):
     drain(app.chat.send(session, "hi, how are you?", "i love hiking.", STREAM))
     file, notice = app.chat.save(session)
     path = file["value"]
-    assert path.startswith(str(app.config.data_dir / "conversations")) and "Saved to" in notice
+    saved = notice.split("`")[1]  # the file in the data folder; the download is a copy outside it
+    assert saved.startswith(str(app.config.data_dir / "conversations")) and "Saved to" in notice
+    assert not path.startswith(str(app.config.data_dir)) and Path(path).read_bytes() == Path(saved).read_bytes()
     other = app.new_session()
     chat, persona, notice = app.chat.load(other, path)
     assert other.chat.turns == session.chat.turns and persona == "i love hiking."

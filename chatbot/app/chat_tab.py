@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from chatbot import conversation as cm
+from chatbot.app.access import offered_copy
 from chatbot.app.controls import panel_handler, sampling_panel, setting_label, settings_from_panel
 from chatbot.app.errors import ui_errors
 from chatbot.app.models import ModelRegistry
@@ -118,7 +119,8 @@ class ChatTab:
             raise gr.Error("Nothing to save yet: chat first.")
         folder = self.config.data_dir / "conversations"
         path = save_chat(session.chat, folder / f"chat-{now_stamp()}-{session.rng.randrange(16**6):06x}.jsonl")
-        return gr.update(value=str(path), visible=True), f"Saved to `{path}`"
+        # the data folder is never served: the download link points at a copy in a fresh temporary folder
+        return gr.update(value=str(offered_copy(path)), visible=True), f"Saved to `{path}`"
 
     def load(self, session: Session, file):
         """Resume the last conversation of an uploaded JSONL file. Outputs: chat, persona, notice."""
