@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 
-from chatbot.backends.options import add_backend_arguments, load_bot, options_from_args
+from chatbot.backends.options import add_backend_arguments, check_server, load_bot, options_from_args
 from chatbot.dataclass_cli import plain_text
 from chatbot.errors import ChatbotError
 from chatbot.sampling import (
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     calm_cpu_threads()
     settings, _ = settings_from_args(args)  # SettingsError (bad flag value or preset) before the slow load
-    backend = options_from_args(args)
+    backend = check_server(options_from_args(args))  # a server that is down: one line, before torch loads
     from transformers.utils import logging as hf_logging
 
     from chatbot.conversation import Conversation, load_examples

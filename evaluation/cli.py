@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from chatbot.backends.options import BackendOptions, load_bot
+from chatbot.backends.options import BackendOptions, check_server, load_bot
 from chatbot.dataclass_cli import add_dataclass_arguments, parse_dataclasses, plain_text
 from chatbot.errors import ChatbotError
 from evaluation.coherence import CoherenceConfig, HashingEmbedder, shared_minilm
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         config, coherence, failures, multiturn, backend = parse_args(argv)
     except SystemExit as exc:  # argparse: --help or a usage error
         return int(exc.code or 0)
+    check_server(backend)  # a server that is down: one line, before the slow imports
 
     from evaluation.decoding import chatbot_source, replay_source
     from evaluation.report import write_report

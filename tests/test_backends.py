@@ -473,3 +473,18 @@ def test_describe_names_backend_kind_model_and_url(dialogue_model):
         "backend": "openai", "server_kind": "vllm", "model": dialogue_model.path, "base_url": "http://fake/v1"
     }  # fmt: skip
     assert described["label"] == f"{dialogue_model.path} (served by a vllm server at http://fake/v1)"
+
+
+@pytest.mark.parametrize("command", [["chat", "--once", "hi"], ["evaluate", "--data", "x.jsonl", "--output", "out"]])
+def test_cli_reports_a_server_that_is_down_in_one_line(command, capsys):
+    from chatbot.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.perf_counter()
+    code = main([*command, "--base-url", f"http://127.0.0.1:{port}/v1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"error: cannot reach http://127.0.0.1:{port}/v1/models (ConnectError): is the server "
+                                 "running?"]  # fmt: skip
+    assert time.perf_counter() - start < 5

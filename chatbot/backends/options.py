@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from chatbot.backends.capabilities import SERVER_KINDS
-from chatbot.errors import SettingsError
+from chatbot.errors import ChatbotError, SettingsError
 
 BACKENDS = ("local", "openai")
 
@@ -102,6 +102,26 @@ def options_from_args(args: argparse.Namespace) -> BackendOptions:
     """The BackendOptions of parsed flags (SettingsError for an impossible combination)."""
     names = [f.name for f in dataclasses.fields(BackendOptions)]
     return BackendOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)})
+
+
+def check_server(options: BackendOptions) -> BackendOptions:
+    """Fail fast when nothing answers at ``--base-url``: one line within seconds, before the slow imports.
+
+    Only a refused or timed-out connection is reported here; anything else (an HTTP error, a bad
+    answer) is left to :func:`connect_options`, which says it with the server's own message.
+    """
+    if options.backend != "openai":
+        return options
+    import httpx
+
+    url = f"{options.base_url.rstrip('/')}/models"
+    try:
+        httpx.get(url, timeout=options.connect_timeout)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise ChatbotError(f"cannot reach {url} ({type(exc).__name__}): is the server running?") from exc
+    except httpx.HTTPError:
+        pass
+    return options
 
 
 def connect_options(options: BackendOptions):
