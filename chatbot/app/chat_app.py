@@ -12,6 +12,8 @@ widgets' new values, so tests call them directly, without a browser or a server.
 
 from __future__ import annotations
 
+from functools import partial
+
 from chatbot import conversation as cm
 from chatbot.app.ab_tab import ABTab
 from chatbot.app.chat_tab import ChatTab
@@ -19,12 +21,14 @@ from chatbot.app.controls import preset_controls
 from chatbot.app.leaderboard_panel import VotesPanel, fingerprint_of
 from chatbot.app.models import ModelBox, ModelRegistry, load_bot
 from chatbot.app.sessions import AppConfig, Session
+from chatbot.backends.options import BackendOptions
 
 
-def load_fingerprinted(name: str | None) -> cm.Chatbot:
-    """Load a model and take its fingerprint at once: the votes it makes are stored under the model as it
-    was loaded, even when its files change on disk while it stays loaded (a retrained checkpoint)."""
-    bot = load_bot(name)
+def load_fingerprinted(name: str | None, engine: BackendOptions | None = None) -> cm.Chatbot:
+    """Load a model (an engine's base URL: with ``engine``'s options) and take its fingerprint at once: the
+    votes it makes are stored under the model as it was loaded, even when its files change on disk while it
+    stays loaded (a retrained checkpoint)."""
+    bot = load_bot(name, engine)
     fingerprint_of(bot)
     return bot
 
@@ -35,7 +39,9 @@ class ChatApp:
     def __init__(self, config: AppConfig, registry: ModelRegistry | None = None):
         self.config = config
         self.presets = config.presets
-        self.registry = registry or ModelRegistry(config.max_models, loader=load_fingerprinted)
+        self.registry = registry or ModelRegistry(
+            config.max_models, loader=partial(load_fingerprinted, engine=config.engine)
+        )
         self.models = ModelBox(config, self.registry)
         self.votes = VotesPanel(config, self.registry)
         self.chat = ChatTab(config, self.registry)

@@ -3,6 +3,7 @@ top of the page (which checkpoint a tab talks to, and what it does with a person
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import OrderedDict
@@ -22,11 +23,26 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL_LABEL = "(embedded default model)"
 
 
-def load_bot(name: str | None) -> cm.Chatbot:
+def is_engine(name: str | None) -> bool:
+    """Whether a model box value is a serving engine's base URL rather than a checkpoint folder or hub id."""
+    return bool(name) and name.startswith(("http://", "https://"))
+
+
+def engine_options(url: str, engine: BackendOptions) -> BackendOptions:
+    """The backend options for the engine at ``url``: ``chatbot serve``'s flags (``engine``), with the
+    settings that describe one server (--api-model, --server-kind, --tokenizer) kept only for the URL
+    they were given with; another URL typed in the box gets its model and kind detected."""
+    same_server = engine.base_url is not None and url.rstrip("/") == engine.base_url.rstrip("/")
+    per_server = {} if same_server else {"api_model": None, "server_kind": None, "tokenizer": None}
+    return dataclasses.replace(engine, backend="openai", base_url=url, **per_server)
+
+
+def load_bot(name: str | None, engine: BackendOptions | None = None) -> cm.Chatbot:
     """A conversation manager for a checkpoint folder or hub id (None: the embedded default), or for an
-    OpenAI-compatible server when ``name`` is its base URL (``http://...`` or ``https://...``)."""
-    if name and name.startswith(("http://", "https://")):
-        return backend_bot(BackendOptions(base_url=name))  # key from OPENAI_API_KEY, kind detected
+    OpenAI-compatible server when ``name`` is its base URL (``http://...`` or ``https://...``), reached
+    with ``engine``'s options (default: key from OPENAI_API_KEY, kind detected, default timeouts)."""
+    if is_engine(name):
+        return backend_bot(engine_options(name, engine or BackendOptions()))
     return cm.Chatbot.load(name)
 
 

@@ -2,6 +2,7 @@
 
     chatbot serve                                   # embedded default model, http://127.0.0.1:7860
     chatbot serve --model runs/small --port 8000 --auth me:secret --data-dir ./chatbot_data
+    chatbot serve --backend openai --base-url http://127.0.0.1:8000/v1   # replies from a serving engine
 
 ``python app.py`` in a checkout takes the same flags.
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import socket
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 from chatbot.app.chat_app import ChatApp
 from chatbot.app.layout import build_app, launch_options
 from chatbot.app.sessions import DEFAULT_CONCURRENCY, AppConfig, default_data_dir
+from chatbot.backends.options import BackendOptions, add_backend_arguments, check_server, options_from_args
 from chatbot.errors import ChatbotError
 from chatbot.sampling import load_presets
 
@@ -84,17 +87,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--data-dir", default=None, help=f"where votes and saved chats go (default: {default_data_dir()})"
     )
     parser.add_argument(
-        "--presets-file", default=None, help="JSON file of extra sampling presets {name: {field: value}}"
+        "--presets-file",
+        default=None,
+        help="extra sampling presets: a JSON file {name: {field: value}}, a text-generation-webui .yaml preset, "
+        "or a folder of them",
     )
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="generations run at once")
+    parser.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+        help="generations run at once (with --base-url: also the requests sent to the server at once)",
+    )  # fmt: skip
+    add_backend_arguments(parser)  # --backend openai --base-url URL: the app starts on that engine
     return parser.parse_args(argv)
+
+
+def app_model(model: str | None, engine: BackendOptions) -> tuple[str | None, BackendOptions]:
+    """The model box's first value and the engine options: with ``--base-url`` the engine's URL, and a
+    ``--model`` folder given with it is the served checkpoint (its format and tokenizer, as --tokenizer)."""
+    if engine.backend != "openai":
+        return model, engine
+    if model is not None and engine.tokenizer is None:
+        engine = dataclasses.replace(engine, tokenizer=model)
+    return engine.base_url, engine
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[AppConfig, tuple[str, str] | None]:
     """The app's configuration and login from ``chatbot serve`` flags (a bad presets file, --data-dir or --auth
     raises)."""
+    model, engine = app_model(args.model, options_from_args(args))
     config = AppConfig(
-        model=args.model,
+        model=model,
+        engine=engine,
         data_dir=check_data_dir(Path(args.data_dir).expanduser().resolve() if args.data_dir else default_data_dir()),
         presets=load_presets(args.presets_file),
         concurrency=max(1, args.concurrency),
@@ -106,10 +128,12 @@ def config_from_args(args: argparse.Namespace) -> tuple[AppConfig, tuple[str, st
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``chatbot serve``: load the model, print the data folder, serve until interrupted."""
+    """``chatbot serve``: load the model (or connect to the engine), print the data folder, serve until
+    interrupted."""
     args = parse_args(argv)
     check_port(args.host, args.port)
     config, _ = config_from_args(args)  # the login is config.auth
+    check_server(config.engine)  # an engine that is down: one line, before the slow imports
     app = ChatApp(config)
     check_data_dir(config.data_dir, create=True)
     app.registry.get(config.model)  # load now: a bad --model fails with one line, before the server starts

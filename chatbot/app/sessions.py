@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from chatbot import conversation as cm
+from chatbot.backends.options import BackendOptions
 from chatbot.format import is_user_turn
 from chatbot.sampling import PRESETS, SamplingSettings
 
@@ -31,7 +32,7 @@ def default_data_dir() -> Path:
 class AppConfig:
     """What ``chatbot serve`` configures; ``build_app`` takes one."""
 
-    model: str | None = None  # None: the embedded default model
+    model: str | None = None  # None: the embedded default model; http(s)://...: a serving engine's base URL
     data_dir: Path = field(default_factory=default_data_dir)
     presets: dict[str, SamplingSettings] = field(default_factory=lambda: dict(PRESETS))
     max_message_chars: int = MAX_MESSAGE_CHARS
@@ -45,6 +46,9 @@ class AppConfig:
     host: str = "127.0.0.1"  # chatbot serve --host
     share: bool = False  # chatbot serve --share: a public gradio.live link
     auth: tuple[str, str] | None = field(default=None, repr=False)  # chatbot serve --auth; kept out of logs
+    # how engines are reached (chatbot serve's backend flags: key variable, timeouts, --allow-unsupported, ...);
+    # the base URL comes from the model box (chatbot.app.models.engine_options)
+    engine: BackendOptions = field(default_factory=BackendOptions)
 
 
 # ---------------------------------------------------------------------------------------------
