@@ -121,6 +121,8 @@ def render_event(event, shown: str, out) -> str:
     out.write("\n")
     if reply.fallback:
         out.write("     [every candidate failed the filters: fallback reply]\n")
+    for note in reply.notes:  # e.g. not ranked by likelihood (a server without log-probabilities)
+        out.write(f"     [{note}]\n")
     out.flush()
     return reply.text
 
@@ -224,5 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.once is not None:
         reply = conversation.reply(args.once, settings)
         print(json.dumps(reply.to_dict(), ensure_ascii=False) if args.json else reply.text)
+        if not args.json:  # stdout stays the reply alone (the JSON carries its notes)
+            for note in reply.notes:
+                print(f"note: {note}", file=sys.stderr)
         return 0
     return interactive(bot, conversation, settings)

@@ -146,7 +146,7 @@ class Chatbot:
             logger.warning("%s is a dialogue model: few-shot examples are for plain causal LMs; ignored", self.name)
         self.examples = [[encode_text(self.tokenizer, t) for t in turns] for turns in examples if not self.dialogue]
         # MMI's "no context": the bot's speaker token alone (end-of-text, the turn separator, for a plain LM);
-        # a server's candidates carry no log-probabilities to set against it, so mmi is refused there
+        # a server backend has no model here to score it with, so it refuses mmi itself (refuse_model_rerankers)
         no_context = [self.ids.bot] if self.ids is not None else [self.tokenizer.eos_token_id]
         scoring_model = self.model if self.backend.has_logprobs else None
         self.scorer = CandidateScorer(scoring_model, no_context_prompt=no_context, pad_id=self.pad_id)

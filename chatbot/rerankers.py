@@ -204,7 +204,9 @@ class CandidateScorer:
     """Scores candidates for a reranker with what it needs: the model (mmi) and the embedder (coherence).
 
     ``no_context_prompt`` is the prompt MMI's second term conditions on: the bot speaker token alone
-    (end-of-text for a plain causal LM). ``embedder`` is a factory, called only when a coherence
+    (end-of-text for a plain causal LM). Without a model (a server backend) there is no mmi score: the
+    backend refuses reranker mmi before it sends a request
+    (:func:`chatbot.backends.openai.refuse_model_rerankers`). ``embedder`` is a factory, called only when a coherence
     score is first needed, so a chat that never ranks by coherence never loads MiniLM.
     """
 
@@ -248,11 +250,6 @@ class CandidateScorer:
 
     def _no_context(self, candidates: Sequence[Any]) -> list[float]:
         """Mean log p(reply | no context) per candidate, over the same tokens as its conditional score."""
-        if self.model is None or not self.no_context_prompt:
-            raise SettingsError(
-                "reranker mmi needs the model's log-probabilities of the replies, which this backend does not "
-                "give; use reranker=logprob or coherence, or the local backend"
-            )
         tokens = [scored_tokens(c) for c in candidates]
         sums = continuation_logprobs(self.model, self.no_context_prompt, tokens, self.pad_id)
         return [mean_logprob(s, len(t)) for s, t in zip(sums, tokens, strict=True)]

@@ -89,3 +89,45 @@ def test_malformed_responses_are_clear_errors_and_the_conversation_is_kept(dialo
     with pytest.raises(BackendError, match=message):
         conversation.reply("how are you?", TOP_P)
     assert conversation.turns[:2] == ["hi", "hello"]
+
+
+@pytest.mark.parametrize("kind", ["vllm", "transformers-serve"])
+@pytest.mark.parametrize("num_candidates", [1, 3])
+def test_reranker_mmi_is_refused_by_the_backend_before_any_request(dialogue_model, kind, num_candidates):
+    """MMI scores the reply without its context: no server gives that, whether or not it returns logprobs."""
+    from chatbot.backends.capabilities import UnsupportedSettingError
+    from chatbot.conversation import Chatbot
+
+    server = FakeServer()
+    bot = Chatbot(dialogue_model, backend=backend_for(server, kind, dialogue_model))
+    settings = TOP_P.replace(num_candidates=num_candidates, reranker="mmi")
+    with pytest.raises(UnsupportedSettingError, match="reranker=mmi .* Use reranker=logprob or coherence"):
+        bot.generate_reply(["hi"], settings=settings)
+    assert server.bodies == []  # refused before the server spent any time on it
+    mixed = TOP_P.replace(num_candidates=2, reranker="mix", mix_mmi=1.0)
+    with pytest.raises(UnsupportedSettingError, match="reranker=mmi"):
+        bot.generate_reply(["hi"], settings=mixed)
+    bot.generate_reply(["hi"], settings=mixed.replace(mix_mmi=0.0))  # mix without its mmi term is fine
+    assert len(server.bodies) >= 1
+
+
+def test_unranked_reply_says_so_in_the_app_and_the_terminal(dialogue_model):
+    """Without log-probabilities the reply carries a note; the app's stats line and the terminal chat show it."""
+    import io
+
+    from chatbot.app.render import reply_stats
+    from chatbot.backends.base import UNRANKED_NOTE
+    from chatbot.chat import render_event
+    from chatbot.conversation import FINAL, Chatbot, StreamEvent
+
+    bot = Chatbot(dialogue_model, backend=backend_for(FakeServer(texts=("one", "two")), "transformers-serve",
+                                                      dialogue_model))  # fmt: skip
+    reply = bot.generate_reply(["hi"], settings=TOP_P.replace(num_candidates=2))
+    assert reply.notes == [UNRANKED_NOTE] and reply.to_dict()["notes"] == [UNRANKED_NOTE]
+    assert reply_stats(reply).endswith(" · " + UNRANKED_NOTE)
+    out = io.StringIO()
+    render_event(StreamEvent(FINAL, reply), "", out)
+    assert out.getvalue().splitlines() == [reply.text, f"     [{UNRANKED_NOTE}]"]
+    # one candidate: nothing to rank, nothing to say
+    single = bot.generate_reply(["hi"], settings=TOP_P)
+    assert single.notes == [] and "not ranked" not in reply_stats(single)

@@ -154,11 +154,6 @@ def test_score_arithmetic():
     assert best_first([{RANK: 1.0}, {RANK: 3.0}, {RANK: 3.0}, {RANK: 9.0}], [0, 1, 2]) == [1, 2, 0]  # ties keep order
 
 
-def test_mmi_without_a_model_says_what_to_use_instead():
-    with pytest.raises(SettingsError, match="reranker mmi needs the model's log-probabilities"):
-        CandidateScorer(None).score([[GENERIC]], ["hi"], RerankConfig("mmi"))
-
-
 def test_unknown_reranker_is_refused_with_the_choices():
     with pytest.raises(SettingsError, match="choose one of logprob, mmi, coherence, mix"):
         RerankConfig("bleu")

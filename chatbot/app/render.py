@@ -49,7 +49,7 @@ def scores_text(candidate) -> str:
 
 
 def reply_stats(reply: cm.Reply | None, label: str = "", user_profanity: str = "mask") -> str:
-    """One line under the chat: tokens/s of the last reply and how it was chosen."""
+    """One line under the chat: tokens/s of the last reply and how it was chosen (with the backend's notes)."""
     if reply is None:
         return ""
     t, n, bad = reply.timings, len(reply.candidates), len(reply.rejected)
@@ -69,6 +69,7 @@ def reply_stats(reply: cm.Reply | None, label: str = "", user_profanity: str = "
         parts.append(f"context cut to the last {reply.kept_utterances} utterances")
     if reply.user_profanity:
         parts.append(USER_PROFANITY_NOTES.get(user_profanity, "your message had profanity"))
+    parts += reply.notes  # what the backend could not do: no likelihood ranking, settings a server dropped
     return " · ".join(parts)
 
 

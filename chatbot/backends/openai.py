@@ -308,10 +308,14 @@ class OpenAIBackend:
 
 
 def refuse_model_rerankers(settings) -> None:
-    """Rerankers that score other text with the model (MMI's reply-without-context pass) need its weights here."""
+    """Rerankers that score other text with the model (MMI's reply-without-context pass) need its weights here.
+
+    The one place reranker mmi is refused over HTTP: the conversation manager scores every generated
+    candidate (one included) under the settings' reranker, and has no model to score with.
+    """
     from chatbot.rerankers import RerankConfig
 
-    if settings.num_candidates > 1 and "mmi" in RerankConfig.from_settings(settings).needs():
+    if "mmi" in RerankConfig.from_settings(settings).needs():
         raise UnsupportedSettingError(
             "reranker=mmi scores each reply without its context, which needs log-probabilities of text the "
             "server did not generate; a server cannot give them. Use reranker=logprob or coherence"
