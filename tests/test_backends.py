@@ -450,6 +450,21 @@ def test_backend_flags_parse_the_same_in_argparse_and_hfargumentparser():
     assert hf == options
 
 
+def test_backend_flags_keep_their_types_after_hfargumentparser_resolved_them():
+    """HfArgumentParser (evaluate) replaces the fields' annotation text by types; serve and chat parse later."""
+    import argparse
+
+    from transformers import HfArgumentParser
+
+    from chatbot.backends.options import BackendOptions, add_backend_arguments, options_from_args
+
+    HfArgumentParser(BackendOptions)
+    parser = argparse.ArgumentParser()
+    add_backend_arguments(parser)
+    options = options_from_args(parser.parse_args(["--base-url", "http://x/v1", "--retries", "0", "--timeout", "5"]))
+    assert (options.retries, options.timeout, options.allow_unsupported) == (0, 5.0, False)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 
 from chatbot.backends.capabilities import SERVER_KINDS
@@ -84,15 +85,17 @@ class BackendOptions:
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per BackendOptions field; a flag the parser already has (serve's --concurrency) is shared."""
     group = parser.add_argument_group("backend (where replies come from)")
+    # the resolved types, not ``f.type``: that is the annotation's text until HfArgumentParser replaces it
+    types = typing.get_type_hints(BackendOptions)
     for f in dataclasses.fields(BackendOptions):
         flag = "--" + f.name.replace("_", "-")
         if flag in parser._option_string_actions:
             continue
         kwargs: dict = {"dest": f.name, "default": f.default, "help": f.metadata["help"]}
-        if f.type == "bool":
+        if types[f.name] is bool:
             kwargs["action"] = "store_true"
         else:
-            kwargs["type"] = {"int": int, "float": float}.get(str(f.type), str)
+            kwargs["type"] = types[f.name] if types[f.name] in (int, float) else str
         if f.name == "backend":
             kwargs["choices"] = BACKENDS
         group.add_argument(flag, **kwargs)
