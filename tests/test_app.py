@@ -765,7 +765,8 @@ def test_the_vote_store_and_saved_chats_are_not_served_by_url(served):
     url, app = served
     session = app.new_session()
     drain(app.chat.send(session, "hi", "", STREAM))
-    saved = app.chat.save(session)[0]["value"]
+    offered_chat, notice = app.chat.save(session)
+    saved = notice.split("`")[1]  # the chat as written into the data folder
     drain(app.ab.send(session, "hi", "", True, "", STREAM, GREEDY))
     app.ab.vote(session, "left")
     exported = app.votes.export_votes("csv", session)[0]["value"]
@@ -776,7 +777,7 @@ def test_the_vote_store_and_saved_chats_are_not_served_by_url(served):
         response = httpx.get(f"{url}gradio_api/file={path}", timeout=30)
         assert response.status_code == 403, path
     # what is offered for download is a copy outside the data folder, served once the page asks for it
-    assert not exported.startswith(str(data))
+    assert not exported.startswith(str(data)) and not offered_chat["value"].startswith(str(data))
     c = client(url)
     offered = c.predict("loaded model", api_name="/export_csv")[0]["value"]
     copy = httpx.get(offered["url"], timeout=30)
