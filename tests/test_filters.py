@@ -9,10 +9,8 @@ from better_profanity import Profanity
 
 from chatbot.errors import SettingsError
 from chatbot.filters import (
-    DEFAULT_WHITELIST,
     FilterContext,
     FilterSettings,
-    ProfanityIndex,
     ReplyFilter,
     check_degenerate,
     check_in_reply,
@@ -20,10 +18,10 @@ from chatbot.filters import (
     check_loop,
     check_repeated_phrase,
     check_repeated_sentence,
-    hide_word,
     sentences,
     words,
 )
+from chatbot.profanity import DEFAULT_WHITELIST, ProfanityIndex, hide_word
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@
 
 chitchat-dataset is a clean university chat challenge, so nearly every flagged turn is a false
 positive or a mild word; the table of flagged words is what the default whitelist
-(``chatbot.filters.DEFAULT_WHITELIST``) was chosen from.
+(``chatbot.profanity.DEFAULT_WHITELIST``) was chosen from.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import time
 from collections import Counter
 
-from chatbot.filters import DEFAULT_WHITELIST, ProfanityIndex
+from chatbot.profanity import DEFAULT_WHITELIST, ProfanityIndex
 
 
 def chitchat_turns(limit: int) -> list[str]:
