@@ -75,7 +75,7 @@ from chatbot.replies import (
     filter_context,
     retry_settings,
 )
-from chatbot.rerankers import CandidateScorer, RerankConfig
+from chatbot.rerankers import CandidateScorer, RerankConfig, coherence_unavailable_note
 from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings
 from chatbot.streaming import StreamedReply
 
@@ -144,7 +144,7 @@ class Chatbot:
         # few-shot examples (a plain causal LM only), encoded once: oldest first, each a list of turns
         if examples and self.dialogue:
             logger.warning("%s is a dialogue model: few-shot examples are for plain causal LMs; ignored", self.name)
-        self.examples = [[encode_text(self.tokenizer, t) for t in turns] for turns in examples if not self.dialogue]
+        self.examples = self.encode_examples(examples)
         # MMI's "no context": the bot's speaker token alone (end-of-text, the turn separator, for a plain LM);
         # a server backend has no model here to score it with, so it refuses mmi itself (refuse_model_rerankers)
         no_context = [self.ids.bot] if self.ids is not None else [self.tokenizer.eos_token_id]
@@ -205,8 +205,12 @@ class Chatbot:
         persona: Sequence[str] = (),
         settings: SamplingSettings | None = None,
         filters: FilterSettings | None = None,
+        examples: Sequence[Sequence[str]] | None = None,
     ) -> Prompt:
-        """The model input for replying to ``history`` (oldest first, the user's message last)."""
+        """The model input for replying to ``history`` (oldest first, the user's message last).
+
+        ``examples``: few-shot exchanges for a plain causal LM (a conversation's own); None uses those given at load.
+        """
         settings = settings or self.sampling
         filters = filters or self.filters
         if not history:
@@ -223,8 +227,9 @@ class Chatbot:
             else:
                 if persona and not self.chat_endpoint:
                     logger.warning("%s is a plain causal LM: the persona is ignored", self.name)
+                shots = self.examples if examples is None else self.encode_examples(examples)
                 input_ids = build_plain_inputs(
-                    encoded, self.tokenizer.eos_token_id, self.format, self.reserve(settings), self.examples
+                    encoded, self.tokenizer.eos_token_id, self.format, self.reserve(settings), shots
                 )
                 kept, truncated = len(encoded), False  # the plain builder does not report it
         except ValueError as exc:
@@ -238,6 +243,10 @@ class Chatbot:
             messages = chat_messages(window[len(window) - kept :], [self.persona_text(persona)] if persona else ())
             return ChatPrompt(input_ids, kept, truncated, messages=tuple(messages))
         return Prompt(input_ids, kept, truncated)
+
+    def encode_examples(self, examples: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+        """Few-shot exchanges as the plain layout takes them (none for a dialogue model, which has no use for them)."""
+        return [[encode_text(self.tokenizer, t) for t in turns] for turns in examples if not self.dialogue]
 
     @property
     def chat_endpoint(self) -> bool:
@@ -254,7 +263,12 @@ class Chatbot:
     def notes(self, settings: SamplingSettings) -> list[str]:
         """What a reply made with ``settings`` must say: settings not applied, ranking without likelihood."""
         notes = self.backend.warnings(settings)
-        return notes + ([UNRANKED_NOTE] if settings.num_candidates > 1 and not self.backend.has_logprobs else [])
+        if settings.num_candidates > 1 and not self.backend.has_logprobs:
+            notes.append(UNRANKED_NOTE)
+        wanted_coherence = settings.num_candidates > 1 and "coherence" in RerankConfig.from_settings(settings).needs()
+        if wanted_coherence and self.scorer.embedder_error:  # MiniLM did not load: ranked without it
+            notes.append(coherence_unavailable_note(self.scorer.embedder_error))
+        return notes
 
     # -- replies --
 
@@ -265,9 +279,10 @@ class Chatbot:
         persona: Sequence[str] = (),
         settings: SamplingSettings | None = None,
         filters: FilterSettings | None = None,
+        examples: Sequence[Sequence[str]] | None = None,
     ) -> Reply:
         """The best filtered reply to ``history`` (one batched call, one retry, then the fallback)."""
-        return self.reply_batch([history], settings, personas=[persona], filters=filters)[0]
+        return self.reply_batch([history], settings, personas=[persona], filters=filters, examples=examples)[0]
 
     def reply_batch(
         self,
@@ -277,8 +292,11 @@ class Chatbot:
         personas: Sequence[Sequence[str]] | None = None,
         filters: FilterSettings | None = None,
         batch_size: int = 16,
+        examples: Sequence[Sequence[str]] | None = None,
     ) -> list[Reply]:
         """One reply per context; contexts are left-padded into batches of ``batch_size`` prompts.
+
+        ``examples``: few-shot exchanges for every context (a plain causal LM); None uses those given at load.
 
         Each batch is one ``generate`` call for every context's ``num_candidates`` candidates; the
         contexts whose candidates all fail share one retry call. Timings are per-reply shares.
@@ -291,10 +309,12 @@ class Chatbot:
         replies: list[Reply] = []
         for start in range(0, len(contexts), batch_size):
             chunk = slice(start, start + batch_size)
-            replies += self._reply_chunk(list(contexts[chunk]), personas[chunk], settings, filters)
+            replies += self._reply_chunk(list(contexts[chunk]), personas[chunk], settings, filters, examples)
         return replies
 
-    def _reply_chunk(self, contexts, personas, settings: SamplingSettings, filters: FilterSettings) -> list[Reply]:
+    def _reply_chunk(
+        self, contexts, personas, settings: SamplingSettings, filters: FilterSettings, examples=None
+    ) -> list[Reply]:
         start = time.perf_counter()
         reply_filter = ReplyFilter(filters)
         replies = [Reply(text="", settings=settings.identity) for _ in contexts]
@@ -305,7 +325,7 @@ class Chatbot:
             if replies[i].user_profanity and filters.user_profanity == "refuse":
                 replies[i].attempts = 0  # answered by the fallback below, no generation
                 continue
-            prompts[i] = self.build_prompt(history, persona, settings, filters)
+            prompts[i] = self.build_prompt(history, persona, settings, filters, examples)
             replies[i].prompt_tokens = len(prompts[i].input_ids)
             replies[i].kept_utterances, replies[i].truncated = prompts[i].kept_utterances, prompts[i].truncated
             pending.append(i)
@@ -355,12 +375,13 @@ class Chatbot:
         settings: SamplingSettings | None = None,
         filters: FilterSettings | None = None,
         cancel: threading.Event | None = None,
+        examples: Sequence[Sequence[str]] | None = None,
     ) -> Iterator[StreamEvent]:
         """Stream a reply word by word (one candidate), each word filtered before it is shown."""
         settings = settings or self.sampling
         filters = filters or self.filters
         if settings.num_candidates > 1 or settings.strategy == "beam":
-            reply = self.generate_reply(history, persona=persona, settings=settings, filters=filters)
+            reply = self.generate_reply(history, persona=persona, settings=settings, filters=filters, examples=examples)
             yield StreamEvent(DELTA, reply.text)
             yield StreamEvent(FINAL, reply)
             return
@@ -368,7 +389,7 @@ class Chatbot:
         refuses = filters.user_profanity == "refuse"
         # no prompt for a refused profane message (the reply is the refusal) or an empty history (an error)
         refused = bool(history) and refuses and ReplyFilter(filters).user_has_profanity(history[-1])
-        prompt = self.build_prompt(history, persona, settings, filters) if history and not refused else None
+        prompt = self.build_prompt(history, persona, settings, filters, examples) if history and not refused else None
 
         def generate(input_ids, attempt_settings, attempt, cancel_event):  # the whole prompt: a chat one has messages
             return self.backend.stream(prompt, attempt_settings, attempt=attempt, cancel_event=cancel_event)
@@ -392,12 +413,15 @@ class Conversation:
         persona: str | Sequence[str] | None = None,
         turns: Sequence[str] = (),
         settings: SamplingSettings | None = None,
+        examples: Sequence[Sequence[str]] | None = None,
     ):
         self.bot = bot
         self.persona: list[str] = [persona] if isinstance(persona, str) else list(persona or [])
         self.persona = [p.strip() for p in self.persona if p.strip()]
         self.turns: list[str] = list(turns)
         self.settings = settings
+        # few-shot exchanges for a plain causal LM (the app's Examples box); None: the bot's, given at load
+        self.examples: list[list[str]] | None = None if examples is None else [list(e) for e in examples]
         self.replies: list[Reply] = []
 
     def _add_user(self, text: str) -> None:
@@ -419,7 +443,9 @@ class Conversation:
     def reply(self, text: str, settings: SamplingSettings | None = None) -> Reply:
         """Add the user's message, reply to it, and add the reply."""
         self._add_user(text)
-        reply = self.bot.generate_reply(self.turns, persona=self.persona, settings=settings or self.settings)
+        reply = self.bot.generate_reply(
+            self.turns, persona=self.persona, settings=settings or self.settings, examples=self.examples
+        )
         self._add_bot(reply)
         return reply
 
@@ -429,7 +455,7 @@ class Conversation:
         """Like ``reply``, as events; the reply joins the history when the ``final`` event is produced."""
         self._add_user(text)
         events = self.bot.stream_reply(
-            self.turns, persona=self.persona, settings=settings or self.settings, cancel=cancel
+            self.turns, persona=self.persona, settings=settings or self.settings, cancel=cancel, examples=self.examples
         )
         for event in events:
             if event.kind == FINAL:

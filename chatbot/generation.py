@@ -44,6 +44,36 @@ logger = logging.getLogger(__name__)
 _GENERATE_LOCK = threading.Lock()
 
 
+class _FinishedRowsPadding(logging.Filter):
+    """Drops transformers' "We strongly recommend passing in an `attention_mask`" inside our ``generate`` calls.
+
+    We always pass a mask, but ``generate`` (transformers 5) drops one that is all ones (unpadded
+    prompts) and then feeds each finished row the pad token; GPT2Model sees a pad id without a mask
+    and warns. Those rows' outputs are discarded, so here the warning is a false alarm. Only records
+    logged in a thread inside such a call are dropped (transformers logs this one once per process).
+    """
+
+    active = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        quiet = getattr(self.active, "on", False)
+        return not (quiet and "passing in an `attention_mask`" in record.getMessage())
+
+
+_PADDING_FILTER = _FinishedRowsPadding()
+logging.getLogger("transformers.modeling_utils").addFilter(_PADDING_FILTER)
+
+
+@contextmanager
+def _finished_rows_padding_quiet():
+    """Within this thread's generate call, the false padding warning above is not logged."""
+    _PADDING_FILTER.active.on = True
+    try:
+        yield
+    finally:
+        _PADDING_FILTER.active.on = False
+
+
 @dataclass
 class Candidate:
     """One generated reply with its score; ``rejected`` is the filter's reason (None: it passed)."""
@@ -192,7 +222,7 @@ def generate_candidates(
 
 def _generate_rows(model, input_ids, attention_mask, kwargs: dict):
     """generate's (new tokens, (T,) log-probs) per row."""
-    with torch.inference_mode():
+    with torch.inference_mode(), _finished_rows_padding_quiet():
         out = model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -291,7 +321,8 @@ class GenerationStream:
             self._streamer.end()  # unblock the consumer; without it the iterator waits forever
 
     def _generate(self) -> tuple[list[int], torch.Tensor]:
-        out = self._model.generate(**self._kwargs)
+        with _finished_rows_padding_quiet():
+            out = self._model.generate(**self._kwargs)
         logprobs = self._model.compute_transition_scores(out.sequences, out.logits, normalize_logits=True)
         return out.sequences[0, self._prompt_len :].tolist(), logprobs[0].cpu()
 

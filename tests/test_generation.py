@@ -191,3 +191,34 @@ def test_scores_include_the_end_of_turn_token(tiny_chatbot):
         assert candidate.stop_id == eager.ids.eot
         assert candidate.n_tokens == len(candidate.token_ids) + 1
         assert candidate.logprob == pytest.approx(model_logprob(eager, prompt, candidate), abs=1e-3)
+
+
+def test_the_false_padding_warning_is_dropped_only_inside_our_generate_calls():
+    """generate drops an all-ones mask, then feeds finished rows the pad token: GPT2Model's warning is noise there."""
+    import logging
+
+    from chatbot.generation import _finished_rows_padding_quiet
+
+    source = logging.getLogger("transformers.modeling_utils")
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler, level = Collect(), source.level
+    source.addHandler(handler)
+    source.setLevel(logging.WARNING)  # other tests may have turned transformers' verbosity down
+    warning = "We strongly recommend passing in an `attention_mask` since your input_ids may be padded."
+    try:
+        with _finished_rows_padding_quiet():
+            source.warning(warning)
+            source.warning("another warning")
+            other_thread = threading.Thread(target=source.warning, args=(warning,))  # not inside our call
+            other_thread.start()
+            other_thread.join()
+        source.warning(warning)
+    finally:
+        source.removeHandler(handler)
+        source.setLevel(level)
+    assert seen == ["another warning", warning, warning]

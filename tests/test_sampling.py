@@ -246,6 +246,7 @@ def test_identity_holds_the_strategy_and_what_differs_from_neutral():
         "num_candidates": 4,
         "max_new_tokens": 40,
         "min_new_tokens": 1,
+        "reranker": "coherence",  # the default preset's ranking is not the field's neutral logprob (#12)
     }
     greedy = {"strategy": "greedy", "num_candidates": 1, "max_new_tokens": 40, "min_new_tokens": 1}
     assert json.loads(PRESETS["greedy"].identity) == greedy

