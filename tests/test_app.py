@@ -378,15 +378,18 @@ def pre_vote_text(output) -> str:
     return " ".join(parts)
 
 
-def test_ab_turn_vote_and_leaderboard(app):
+def test_ab_turn_vote_and_leaderboard(app, fake, fake_stream):
+    fake([("i like to hike.", -0.2)])  # A's candidates (one, so any reranker shows it)
+    fake_stream(["i play ", "the guitar."])  # B (greedy, one candidate) streams
     session = app.new_session()
     outputs = drain(app.ab.send(session, "what do you do for fun?", "", True, "11", RANKED, GREEDY))
     pair = session.pair
     assert pair.open and pair.blind and pair.seed == 11 and pair.settings_a.seed == pair.settings_b.seed == 11
+    assert (pair.reply_a, pair.reply_b) == ("i like to hike.", "i play the guitar.")
     final = outputs[-1]
     left, right = final[2], final[3]
     assert left["label"] == "Left reply" and right["label"] == "Right reply"
-    assert {left["value"], right["value"]} == {pair.reply_a, pair.reply_b} or pair.reply_a == pair.reply_b
+    assert {left["value"], right["value"]} == {"i like to hike.", "i play the guitar."}
     assert final[-2]["label"] == final[-1]["label"] == "Settings (hidden until you vote)" and not final[-1]["open"]
     # a second message before choosing is refused, the history unchanged
     with warnings.catch_warnings():
@@ -401,7 +404,8 @@ def test_ab_turn_vote_and_leaderboard(app):
     assert (vote.reply_a, vote.reply_b) == (pair.reply_a, pair.reply_b)
     assert vote.conversation == [{"role": "user", "content": "what do you do for fun?"}]
     assert vote.fingerprint == pair.fingerprint and vote.fingerprint.startswith(vote.model + "@")
-    assert vote.provenance_a in ("own", "retry", "fallback") and vote.len_a == len(vote.reply_a.split())
+    assert (vote.provenance_a, vote.provenance_b, vote.identical) == ("own", "own", False)
+    assert (vote.len_a, vote.len_b) == (4, 4)
     # the winner continues the conversation; labels now say which setting was which, with the diff
     assert session.ab_turns[-1] == pair.reply_of(vote.winner) and not pair.open
     labels = view[1]["label"] + view[2]["label"]
@@ -409,8 +413,7 @@ def test_ab_turn_vote_and_leaderboard(app):
     assert "A vs B:" in view[NOTICE] and "strategy" in view[NOTICE] and view[-1]["label"] == "Settings B"
     # named like the presets they derive from, by what differs (these panels cut max_new_tokens to 12)
     names = ["greedy, max_new_tokens=12", "top-p, max_new_tokens=12"]
-    if vote.provenance_a == vote.provenance_b == "own" and not vote.identical:
-        assert sorted(row[1] for row in board) == names and all(row[2] == 1 for row in board)
+    assert sorted(row[1] for row in board) == names and all(row[2] == 1 for row in board)
     assert "of 1 votes rated" in summary
 
 
@@ -723,6 +726,9 @@ def test_served_chat_and_ab_vote(served):
     assert out[2] and out[3]  # both replies shown (the last stream step leaves the textbox as it was)
     *view, board, summary, selector, timer = c.predict("loaded model", True, api_name="/ab_vote_right")
     assert app.votes.store.count() == before + 1
+    vote = app.votes.store.votes()[-1]
+    # the replies shown are the ones voted on
+    assert {out[2]["value"], out[3]["value"]} == {vote.reply_a, vote.reply_b}
     assert "greedy, max_new_tokens=12" in {row[1] for row in board["data"]}
     assert c.predict("loaded model", True, api_name="/leaderboard")[0]["data"] == board["data"]
 
@@ -819,7 +825,13 @@ def test_four_concurrent_sessions_never_see_each_other(served):
 def test_settings_json_round_trip_in_votes_names_presets(served):
     # a vote's settings JSON is the full settings value: it rebuilds the same setting
     url, app = served
-    for vote in app.votes.store.votes():
+    c = client(url)
+    panels = by_keyword(RANKED, "a_") | by_keyword(GREEDY, "b_")
+    c.predict("do you have any pets?", "", True, "", **panels, api_name="/ab_send")
+    c.predict("loaded model", True, api_name="/ab_vote_left")
+    votes = app.votes.store.votes()
+    assert votes  # at least the vote just cast
+    for vote in votes:
         for json_text, identity in (
             (vote.settings_a_json, vote.settings_a_id),
             (vote.settings_b_json, vote.settings_b_id),
