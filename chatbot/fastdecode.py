@@ -36,6 +36,9 @@ What it serves, and how exactly:
   rows cost, not what its longest reply costs.
 """
 
+# Over 400 lines on purpose: the decode loop, its cache and the rules for when it may stand in for
+# ``generate`` must be read together; split, a reader could change one without the others.
+
 from __future__ import annotations
 
 import logging

@@ -20,6 +20,9 @@ by one token, and anything else starts a new reply. Build one list per reply all
 random generator is seeded per list.
 """
 
+# Over 400 lines on purpose: every processor of ours sits in this one module, next to ORDER and the
+# builder that applies them, so the order samplers run in is read and changed in one place.
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,9 @@ question "which setting should I use?": warnings, the at-a-glance table, plots, 
 differences, the grid, turns, failures, side-by-side examples, human votes, model scores, method.
 """
 
+# Over 400 lines on purpose: each section of report.md and report.html is a short function, and the
+# sections are read in the order the report shows them.
+
 from __future__ import annotations
 
 import html

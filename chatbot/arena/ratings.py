@@ -28,6 +28,9 @@ Choices (where the literature leaves room):
   same votes always give the same table.
 """
 
+# Over 400 lines on purpose: the raw and the length-controlled fit share one design matrix, Newton
+# solver and bootstrap; kept together so both ratings stay the same model with and without a covariate.
+
 from __future__ import annotations
 
 import math
