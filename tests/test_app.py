@@ -209,16 +209,18 @@ def test_chat_send_streams_a_reply_with_candidates_and_speed(app, fake, fake_str
     assert session.chat.turns == ["hi, how are you?", "i am fine, thanks."]
     assert [[row[0], row[1], row[3], row[4]] for row in why] == [["✔", "i am fine, thanks.", "", 1]]
     assert "tokens/s" in stats and stats.endswith(" · top-p-stream, max_new_tokens=12")  # the nearest preset
-    # several candidates: every one is listed, the best passing one marked, rejected ones with their reason
+    # several candidates: every one is listed, the best passing one marked, rejected ones with their reason;
+    # the default preset ranks by MiniLM coherence with the message (cosines 0.38, 0.47, 0.39), not likelihood
     fake([("i like to hike.", -0.2), ("", -0.1), ("i like to hike and swim.", -0.3), ("hiking!", -0.9)])
     outputs = drain(app.chat.send(session, "what do you do for fun?", "i like dogs.", RANKED))
     why = outputs[-1][2]
     assert [(row[0], row[1]) for row in why] == [
-        ("✔", "i like to hike."), ("", ""), ("", "i like to hike and swim."), ("", "hiking!")
+        ("", "i like to hike."), ("", ""), ("✔", "i like to hike and swim."), ("", "hiking!")
     ]
     assert [row[3] for row in why] == [c.rejected or "" for c in session.last_reply.candidates]
     assert why[1][3] != "" and why[0][3] == why[2][3] == why[3][3] == ""
-    assert session.chat.turns[-1] == "i like to hike." and session.chat.persona == ["i like dogs."]
+    assert "coherence 0.474" in why[2][5]  # the "all scores" column
+    assert session.chat.turns[-1] == "i like to hike and swim." and session.chat.persona == ["i like dogs."]
 
 
 def test_stats_line_says_what_happened_to_the_reply():

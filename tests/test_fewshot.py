@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import gradio as gr
 import pytest
 
 from chatbot.conversation import Chatbot, load_examples
@@ -108,3 +109,28 @@ def test_chat_cli_takes_examples_for_a_plain_lm(plain_lm, tmp_path, capsys):
     path.write_text(json.dumps({"turns": ["hi", "hello!"]}) + "\n", encoding="utf-8")
     assert main(["--model", str(plain_lm), "--examples", str(path), "--once", "hi", "--preset", "greedy"]) == 0
     assert capsys.readouterr().out.strip()
+
+
+def test_the_apps_persona_box_holds_a_plain_lms_examples(plain_lm, tiny_chatbot, tmp_path, fake):
+    from chatbot.app.chat_app import ChatApp
+    from chatbot.app.chat_tab import EXAMPLES_BOX, PERSONA_BOX
+    from chatbot.app.sessions import AppConfig
+
+    app = ChatApp(AppConfig(model=str(plain_lm), data_dir=tmp_path / "data"))
+    session = app.new_session()
+    assert app.chat.side_box(session)["label"] == EXAMPLES_BOX["label"]
+    generator = fake([("i am from ohio.", -0.2), ("ohio.", -0.4)])
+    box = "do you have any pets?\na dog.\n\n\nwhat is your favorite food?\npizza.\n"  # two exchanges
+    panel = {"preset": "top-p", "max_new_tokens": 8, "num_candidates": 2, "reranker": "logprob"}
+    list(app.chat.send(session, "hi, how are you?", box, panel))
+    assert session.chat.turns == ["hi, how are you?", "i am from ohio."] and session.chat.persona == []
+    tokenizer = app.registry.get(session.model).tokenizer
+    prompt = tokenizer.decode(generator.calls[0]["prompts"][0])
+    assert prompt.split(tokenizer.decode([tokenizer.eos_token_id])) == [
+        "do you have any pets?", "a dog.", "what is your favorite food?", "pizza.", "hi, how are you?", ""
+    ]  # fmt: skip
+    # a dialogue model's box is its persona again, and its text is read as persona facts
+    session.model = tiny_chatbot
+    assert app.chat.side_box(session) == gr.update(**PERSONA_BOX)
+    list(app.chat.send(session, "where are you from?", "i love hiking.\ni have a dog.", panel))
+    assert session.chat.persona == ["i love hiking.", "i have a dog."] and session.chat.examples is None

@@ -31,6 +31,7 @@ from chatbot.app.sessions import (
     now_stamp,
     save_chat,
     stream_chat,
+    takes_examples,
 )
 from chatbot.errors import ChatbotError
 from chatbot.format import is_user_turn
@@ -38,6 +39,19 @@ from chatbot.sampling import DEFAULT_PRESET, SamplingSettings
 
 if TYPE_CHECKING:
     from chatbot.app.chat_app import ChatApp
+
+# the side box: a persona for a dialogue model, few-shot examples for a plain causal LM (sessions.example_exchanges)
+PERSONA_BOX = {
+    "label": "Persona (one fact per line)",
+    "info": None,
+    "placeholder": "i love hiking.\ni have a dog named max.",
+}
+EXAMPLES_BOX = {
+    "label": "Examples (one exchange per paragraph, one turn per line, yours first)",
+    "info": "A plain language model has no persona: these exchanges go before the conversation "
+    "(the oldest are dropped when the window is full). Leave a blank line between exchanges.",
+    "placeholder": "hi, how are you?\ni am good, thanks.\n\nwhere are you from?\nohio.",
+}
 
 
 class ChatTab:
@@ -122,6 +136,14 @@ class ChatTab:
         # the data folder is never served: the download link points at a copy in a fresh temporary folder
         return gr.update(value=str(offered_copy(path)), visible=True), f"Saved to `{path}`"
 
+    def side_box(self, session: Session):
+        """The persona box as the tab's model uses it: persona facts, or a plain LM's few-shot examples."""
+        try:
+            bot = self.registry.get(session.model)
+        except ChatbotError:  # the status line already says what to fix
+            return gr.skip()
+        return gr.update(**(EXAMPLES_BOX if takes_examples(bot) else PERSONA_BOX))
+
     def load(self, session: Session, file):
         """Resume the last conversation of an uploaded JSONL file. Outputs: chat, persona, notice."""
         if file is None:
@@ -162,9 +184,7 @@ def chat_tab(app: ChatApp, session: gr.State, generate: dict) -> gr.Markdown:
                     wrap=True,
                 )
         with gr.Column(scale=2, min_width=280):
-            persona = gr.Textbox(
-                label="Persona (one fact per line)", lines=2, placeholder="i love hiking.\ni have a dog named max."
-            )
+            persona = gr.Textbox(lines=2, **PERSONA_BOX)
             persona_note = gr.Markdown(elem_classes="stats")
             gr.Markdown("### Sampling")
             panel = sampling_panel(app, DEFAULT_PRESET, "Chat")
@@ -195,4 +215,6 @@ def chat_tab(app: ChatApp, session: gr.State, generate: dict) -> gr.Markdown:
     stop.click(ui_errors(app.stop), [session], None, api_name="stop", concurrency_limit=None)
     save.click(ui_errors(tab.save), [session], [saved_file, notice], api_name="chat_save")
     load.upload(ui_errors(tab.load), [session, load], [chat, persona, notice], api_name="chat_load")
+    # the page fills the note when a model loads or the tab switches models: the box follows the model
+    persona_note.change(ui_errors(tab.side_box), [session], [persona], api_name=False)
     return persona_note

@@ -6,6 +6,7 @@ model loading in :mod:`chatbot.app.models`.
 from __future__ import annotations
 
 import random
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -126,12 +127,30 @@ def persona_lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
+def takes_examples(bot: cm.Chatbot) -> bool:
+    """A plain causal LM prompted with raw text has no persona slot: its persona box holds few-shot examples.
+    (A server's chat endpoint does take a persona, as a system message.)"""
+    return not bot.dialogue and not bot.chat_endpoint
+
+
+def example_exchanges(text: str | None) -> list[list[str]]:
+    """The Examples box: one exchange per paragraph (blank lines between), one turn per line, the user's first."""
+    paragraphs = re.split(r"\n\s*\n", text or "")
+    return [turns for paragraph in paragraphs if (turns := persona_lines(paragraph))]
+
+
 def chat_conversation(bot: cm.Chatbot, current: cm.Conversation | None, persona: str) -> cm.Conversation:
-    """The session's conversation on ``bot``: the same turns, moved over after a model switch."""
+    """The session's conversation on ``bot``: the same turns, moved over after a model switch.
+
+    ``persona`` is the persona box's text: persona facts, or for a plain causal LM few-shot examples.
+    """
     if current is None or current.bot is not bot:
         turns = current.turns if current is not None else ()
         current = cm.Conversation(bot, turns=turns)
-    current.persona = persona_lines(persona)
+    if takes_examples(bot):  # an empty box: the examples the model was loaded with, if any
+        current.persona, current.examples = [], example_exchanges(persona) or None
+    else:
+        current.persona, current.examples = persona_lines(persona), None
     return current
 
 

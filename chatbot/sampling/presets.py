@@ -22,7 +22,10 @@ PRESETS: dict[str, SamplingSettings] = {
     "top-p": SamplingSettings(strategy="sample", temperature=0.7, top_p=0.9, reranker="coherence"),
     "diverse": SamplingSettings(strategy="sample", temperature=1.2, top_p=0.95),
     "top-k": SamplingSettings(strategy="sample", temperature=0.8, top_k=40, top_p=1.0),
-    "top-p-stream": SamplingSettings(strategy="sample", temperature=0.7, top_p=0.9, num_candidates=1),
+    # top-p's reranker too (it ranks nothing with one candidate), so a top-p panel set to 1 candidate is this preset
+    "top-p-stream": SamplingSettings(
+        strategy="sample", temperature=0.7, top_p=0.9, num_candidates=1, reranker="coherence"
+    ),
     "simple-1": SamplingSettings(temperature=0.7, top_p=0.9, top_k=20, repetition_penalty=1.15),
     "min-p": SamplingSettings(temperature=1.0, top_p=1.0, min_p=0.05),
     "dry": SamplingSettings(temperature=0.7, top_p=0.9, dry_multiplier=0.8, dry_base=1.75, dry_allowed_length=2),
