@@ -44,6 +44,9 @@ place, so the model is not primed to continue in kind and fewer candidates need 
 is set, so a UI can say so.
 """
 
+# Over 400 lines on purpose: the batched, streamed and served reply paths share the Chatbot's prompt
+# building, scoring and ranking, and this docstring is the manager's specification.
+
 from __future__ import annotations
 
 import logging
