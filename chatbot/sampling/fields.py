@@ -146,11 +146,12 @@ class FieldSpec:
 
     @property
     def range_text(self) -> str:
+        low, high = _number(self.low), _number(self.high)
         if self.low is not None and self.high is not None:
-            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
         if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        return f"{'<' if self.high_open else '<='} {self.high:g}" if self.high is not None else "any number"
+            return f"{'>' if self.low_open else '>='} {low}"
+        return f"{'<' if self.high_open else '<='} {high}" if self.high is not None else "any number"
 
     @property
     def type_text(self) -> str:
@@ -258,3 +259,10 @@ def field_specs(cls) -> tuple[FieldSpec, ...]:
 
 def by_name(specs: tuple[FieldSpec, ...]) -> Mapping[str, FieldSpec]:
     return {s.name: s for s in specs}
+
+
+def _number(value: float | int | None) -> str:
+    """A bound as a person reads it: integers whole (a seed's 9223372036854775807, not 9.22337e+18)."""
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, int) else f"{value:g}"
