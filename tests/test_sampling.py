@@ -307,6 +307,10 @@ def test_replay_of_a_report_written_before_neutral_identities(tiny_chatbot, tmp_
     monkeypatch.setenv("CHATBOT_CACHE_DIR", str(tmp_path / "cache"))
     flags = json.loads((FIXTURES / "report_argv.json").read_text())
     report = FIXTURES / "report"
+    # the report predates top-p ranking by coherence: replay it with top-p as it was then (and its grid around it)
+    then = tmp_path / "presets.json"
+    then.write_text(json.dumps({"top-p-then": json.loads(PRESETS["top-p"].replace(reranker="logprob").to_json())}))
+    flags += ["--presets-file", str(then), "--presets", "greedy,beam-5,top-p-then,diverse", "--reference", "top-p-then"]
     argv = ["--model", tiny_chatbot, "--data", str(FIXTURES / "dialogues.jsonl"), *flags, "--output", str(tmp_path)]
     assert main([*argv, "--replay", str(report)]) == 0
     old = _replies_by_key(report)
