@@ -358,9 +358,10 @@ class Chatbot:
                 reply.fallback = True
                 reply.text = choose_fallback(filters.fallback_replies, filter_context(contexts[i]).recent_bot)
         total = (time.perf_counter() - start) * 1000 / max(len(contexts), 1)
+        notes = self.notes(settings)  # the same settings for every reply of the chunk
         for reply in replies:
             reply.timings.total_ms = total
-            reply.notes = self.notes(settings)
+            reply.notes = list(notes)
         return replies
 
     def score_candidates(self, groups: list[list[Candidate]], contexts, settings: SamplingSettings) -> None:

@@ -287,6 +287,8 @@ class GenerationStream:
         self.attempt = attempt
         self._streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         input_ids = torch.tensor([prompt], dtype=torch.long, device=model.device)
+        # built once (bad-word ids, the processor list with its seeded generator): only one of the two paths runs
+        sampling = _generate_kwargs(self.settings, tokenizer, stop_ids, pad_id)
         self._kwargs = dict(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
@@ -294,13 +296,13 @@ class GenerationStream:
             stopping_criteria=StoppingCriteriaList([_CancelFlag(self.cancel_event, self._stop)]),
             return_dict_in_generate=True,
             output_logits=True,
-            **_generate_kwargs(self.settings, tokenizer, stop_ids, pad_id),
+            **sampling,
         )
         self._model = model
         self._prompt = prompt
         self._prompt_len = len(prompt)
         # the fast loop serves the stream where it reproduces the settings (the cancel flag is its should_stop)
-        self._plan = decode_plan(model, _generate_kwargs(self.settings, tokenizer, stop_ids, pad_id), [len(prompt)])
+        self._plan = decode_plan(model, sampling, [len(prompt)])
         self.path = FAST if isinstance(self._plan, DecodePlan) else GENERATE
         self._thread = threading.Thread(target=self._run, name="chatbot-generate", daemon=True)
         self._thread.start()
