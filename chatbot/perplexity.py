@@ -53,7 +53,7 @@ def reply_examples(tokenizer, dialogues, fmt: DialogueFormat, every_utterance: b
     for dialogue in dialogues:
         turns = [encode_text(tokenizer, t) for t in dialogue.turns]
         persona = encode_text(tokenizer, persona_text(dialogue.persona)) if dialogue.persona else []
-        for i in range(0, len(turns), 1) if every_utterance else reply_positions(len(turns)):
+        for i in range(len(turns)) if every_utterance else reply_positions(len(turns)):
             example = build_inputs(ids, turns[:i], turns[i], fmt, persona=persona)
             kept = sum(1 for label in example.labels if label != IGNORE_INDEX) - 1  # minus end-of-turn
             text = dialogue.turns[i] if kept == len(turns[i]) else tokenizer.decode(turns[i][:kept])

@@ -123,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     bot = load_bot(backend, config.model)
     wordnet, wordnet_status = find_wordnet(allow_download=config.wordnet_download)
     embedder = make_embedder(config.embedder)
+    served_by = bot.backend.describe()
     meta = {
-        **bot.backend.describe(),
-        "model": bot.backend.describe()["label"],
+        **served_by,
+        "model": served_by["label"],
         "wordnet": dataclasses.asdict(wordnet_status),
         "embedder": getattr(embedder, "name", None) if embedder is not None else "none",
         "keywords_from_reference": config.keywords_from_reference,

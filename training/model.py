@@ -45,15 +45,10 @@ def new_gpt2(
             resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, **config,
         )
     )  # fmt: skip
-    if tokenizer is not None and tokenizer.pad_token_id is not None and _has_dialogue_tokens(tokenizer):
-        ids = TokenIds.from_tokenizer(tokenizer)
+    if tokenizer is not None and tokenizer.pad_token_id is not None:
+        try:
+            ids = TokenIds.from_tokenizer(tokenizer)
+        except ValueError:  # a plain tokenizer without our dialogue tokens: keep generate's defaults
+            return model
         model.generation_config = GenerationConfig(eos_token_id=[ids.eot, ids.eos], pad_token_id=ids.pad)
     return model
-
-
-def _has_dialogue_tokens(tokenizer) -> bool:
-    try:
-        TokenIds.from_tokenizer(tokenizer)
-    except ValueError:
-        return False
-    return True

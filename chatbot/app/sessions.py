@@ -89,9 +89,6 @@ class ABPair:
     def reply_of(self, panel: str) -> str:
         return self.reply_a if panel == "A" else self.reply_b
 
-    def settings_of(self, panel: str) -> SamplingSettings:
-        return self.settings_a if panel == "A" else self.settings_b
-
 
 class Session:
     """Everything one browser tab owns; nothing here is shared with another tab.

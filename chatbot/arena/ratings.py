@@ -152,11 +152,6 @@ def as_tallies(votes: Sequence[Comparison] | Sequence[Tally]) -> Tallies:
     return Tallies(Tally(*key, n) for key, n in sorted(merged.items()))
 
 
-def vote_points(c: Comparison | Tally) -> tuple[float, float]:
-    """Points of (a, b) in one vote: 1/0, 0/1, or a shared kind's points (half each for a tie)."""
-    return points(c.winner)
-
-
 class FitCell(NamedTuple):
     """Votes the fit cannot tell apart: the pair in identity order (a < b), a's points and the length covariate."""
 
