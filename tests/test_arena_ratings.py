@@ -243,3 +243,18 @@ def test_a_fit_started_from_earlier_ratings_ends_where_a_cold_fit_does():
     cold = fit_ratings(votes, length=True)
     assert warm.ratings == pytest.approx(cold.ratings, abs=1e-8)
     assert warm.length_coef == pytest.approx(cold.length_coef, abs=1e-10)
+
+
+def test_live_board_names_a_setting_by_a_preset_saved_after_it_was_made(tmp_path):
+    from chatbot.arena.live import LiveBoard
+    from chatbot.sampling import PRESETS
+
+    presets = {"greedy": PRESETS["greedy"]}  # the app's mapping, which "Save as preset" extends in place
+    store = VoteStore(tmp_path / "v.sqlite3")
+    live = LiveBoard(store, presets, rounds=20)
+    mine = PRESETS["top-p"].replace(min_p=0.07)
+    greedy = PRESETS["greedy"]
+    store.add(Vote("A", mine.identity, mine.to_json(), greedy.identity, greedy.to_json(), "a b", "c d"))
+    assert {s.name for s in live.board(None).standings} != {"greedy", "my-min-p"}
+    presets["my-min-p"] = mine
+    assert {s.name for s in live.board(None).standings} == {"greedy", "my-min-p"}

@@ -45,7 +45,8 @@ class LiveBoard:
 
     def __init__(self, store: VoteStore, presets: Mapping[str, object], rounds: int = 200, seed: int = 0):
         self.store = store
-        self.names, self.presets_json = preset_names(presets), presets_json(presets)
+        # the app's own mapping, which grows when a preset is saved: names are read from it per board
+        self.presets = presets
         self.intervals = IntervalCache(rounds=rounds, seed=seed)
         self._lock = threading.Lock()  # the counts change under it; boards are read under it
         self._counts: dict[str | None, ScopeCounts] = {}
@@ -86,7 +87,8 @@ class LiveBoard:
             self._catch_up()
             counts = self._counts.get(fingerprint) or ScopeCounts()
             previous = self._boards.get((fingerprint, include_flagged))
-            board = board_from_counts(counts, self.names, self.presets_json, include_flagged, previous)
+            names, named_json = preset_names(self.presets), presets_json(self.presets)
+            board = board_from_counts(counts, names, named_json, include_flagged, previous)
             self._boards[fingerprint, include_flagged] = board
             key = (fingerprint, self._versions.get(fingerprint, 0), include_flagged)
             cells = counts.rated[include_flagged].cells
