@@ -231,10 +231,8 @@ class Chatbot:
                 if persona and not self.chat_endpoint:
                     logger.warning("%s is a plain causal LM: the persona is ignored", self.name)
                 shots = self.examples if examples is None else self.encode_examples(examples)
-                input_ids = build_plain_inputs(
-                    encoded, self.tokenizer.eos_token_id, self.format, self.reserve(settings), shots
-                )
-                kept, truncated = len(encoded), False  # the plain builder does not report it
+                built = build_plain_inputs(encoded, self.tokenizer.eos_token_id, self.format, self.reserve(settings), shots)
+                input_ids, kept, truncated = built.input_ids, built.kept_utterances, built.truncated
         except ValueError as exc:
             raise SettingsError(
                 f"max_new_tokens={settings.max_new_tokens} leaves no room for the conversation in the model's "
@@ -242,7 +240,6 @@ class Chatbot:
             ) from exc
         truncated = truncated or len(history) > len(window)
         if self.chat_endpoint:  # the server applies the chat template to messages; ids only budget them
-            kept = input_ids.count(self.tokenizer.eos_token_id)  # each kept utterance ends with one
             messages = chat_messages(window[len(window) - kept :], [self.persona_text(persona)] if persona else ())
             return ChatPrompt(input_ids, kept, truncated, messages=tuple(messages))
         return Prompt(input_ids, kept, truncated)

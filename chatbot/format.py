@@ -241,13 +241,14 @@ def build_plain_inputs(
     fmt: DialogueFormat,
     reserve: int = 0,
     examples: Sequence[Sequence[list[int]]] = (),
-) -> list[int]:
+) -> ModelInput:
     """Prompt for a plain causal LM that knows no speaker tokens: turns joined by end-of-text (DialoGPT).
 
     ``examples``: few-shot example exchanges (each a list of encoded turns, oldest example first),
     placed before the conversation in the same layout. The history is trimmed first, as without
     examples; the examples then fill what is left of the budget, whole ones only, the oldest
-    dropped first. Without examples the prompt is exactly the history's.
+    dropped first. Without examples the prompt is exactly the history's. ``kept_utterances`` counts
+    the history's utterances in the prompt (never the examples'); there are no labels.
     """
     budget = fmt.max_length - reserve
     if budget < 1:
@@ -258,8 +259,11 @@ def build_plain_inputs(
     window = [list(u) for u in history[-fmt.max_history :]]
     while len(window) > 1 and sum(len(u) + 1 for u in window) > budget:
         window.pop(0)
-    conversation = plain_turns(window, eos_id)[-budget:]
-    return fitting_examples(examples, eos_id, budget - len(conversation)) + conversation
+    whole = plain_turns(window, eos_id)
+    conversation = whole[-budget:]
+    input_ids = fitting_examples(examples, eos_id, budget - len(conversation)) + conversation
+    truncated = len(window) < len(history) or len(whole) > budget
+    return ModelInput(input_ids, [], kept_utterances=len(window), truncated=truncated)
 
 
 def plain_turns(turns: Sequence[list[int]], eos_id: int) -> list[int]:

@@ -19,27 +19,30 @@ FAST = PRESETS["greedy"].replace(max_new_tokens=8)
 
 def test_examples_come_first_in_order_in_the_plain_layout():
     examples = [[[1, 2], [3]], [[4], [5, 6]]]
-    ids = build_plain_inputs([[7], [8, 9]], EOS, DialogueFormat(max_length=64), examples=examples)
-    assert ids == [1, 2, 0, 3, 0, 4, 0, 5, 6, 0, 7, 0, 8, 9, 0]
+    built = build_plain_inputs([[7], [8, 9]], EOS, DialogueFormat(max_length=64), examples=examples)
+    assert built.input_ids == [1, 2, 0, 3, 0, 4, 0, 5, 6, 0, 7, 0, 8, 9, 0]
+    assert (built.kept_utterances, built.truncated) == (2, False)  # the examples' turns are not the history's
 
 
 def test_without_examples_the_plain_prompt_is_unchanged():
     fmt = DialogueFormat(max_history=2, max_length=8)
     history = [[1, 2, 3], [4, 5], [6, 7, 8, 9]]
     assert build_plain_inputs(history, EOS, fmt, reserve=2) == build_plain_inputs(history, EOS, fmt, 2, examples=[])
-    assert build_plain_inputs(history, EOS, fmt, reserve=2) == [6, 7, 8, 9, 0]  # [4, 5] did not fit in 6
+    built = build_plain_inputs(history, EOS, fmt, reserve=2)
+    assert built.input_ids == [6, 7, 8, 9, 0]  # [4, 5] did not fit in 6
+    assert (built.kept_utterances, built.truncated) == (1, True)
 
 
 def test_history_is_trimmed_first_then_the_oldest_examples_are_dropped():
     fmt = DialogueFormat(max_length=12)
     examples = [[[1, 1, 1]], [[2, 2]], [[3]]]  # blocks of 4, 3 and 2 tokens with their end-of-text
     # the history takes 6 of the 10 tokens (12 minus 2 reserved): of the 4 left, only the newest example (2) fits
-    ids = build_plain_inputs([[7, 7], [8, 8]], EOS, fmt, reserve=2, examples=examples)
+    ids = build_plain_inputs([[7, 7], [8, 8]], EOS, fmt, reserve=2, examples=examples).input_ids
     assert ids == [3, 0, 7, 7, 0, 8, 8, 0]
-    ids = build_plain_inputs([[8, 8]], EOS, fmt, reserve=2, examples=examples)  # 3 tokens: 7 left, 2 + 3 fit
+    ids = build_plain_inputs([[8, 8]], EOS, fmt, reserve=2, examples=examples).input_ids  # 3 tokens: 7 left, 2 + 3 fit
     assert ids == [2, 2, 0, 3, 0, 8, 8, 0]
     # a history that fills the budget leaves no room for any example
-    assert build_plain_inputs([[9] * 20], EOS, fmt, reserve=2, examples=examples) == [9] * 9 + [0]
+    assert build_plain_inputs([[9] * 20], EOS, fmt, reserve=2, examples=examples).input_ids == [9] * 9 + [0]
 
 
 def test_load_examples_reads_turns_and_explains_an_empty_file(tmp_path):

@@ -89,7 +89,7 @@ def test_conversation_every_utterance_is_a_target():
 
 
 def test_plain_inputs_join_turns_with_eos():
-    assert build_plain_inputs([[1, 2], [3]], eos_id=0, fmt=DialogueFormat(max_length=64)) == [1, 2, 0, 3, 0]
+    assert build_plain_inputs([[1, 2], [3]], eos_id=0, fmt=DialogueFormat(max_length=64)).input_ids == [1, 2, 0, 3, 0]
 
 
 def test_invalid_format_settings():
