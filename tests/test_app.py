@@ -839,3 +839,38 @@ def test_settings_json_round_trip_in_votes_names_presets(served):
             (vote.settings_b_json, vote.settings_b_id),
         ):
             assert ranking_identity(SamplingSettings.from_json(json_text)) == identity
+
+
+def change_cycle(demo: gr.Blocks) -> list[str] | None:
+    """A chain of events where each one's outputs fire the next one's ``.change``, back to the first; None if none.
+
+    A value or visibility sent to a component fires its ``.change`` in the browser, so such a cycle keeps the
+    page sending events without end (``.input`` fires only for the user's own edits, and ends a chain)."""
+    fns = list(demo.fns.values())
+    listeners = {}  # component id -> the events its .change starts
+    for fn in fns:
+        for block_id, event in fn.targets:
+            if event == "change":
+                listeners.setdefault(block_id, []).append(fn)
+
+    def follow(fn, path):
+        for output in fn.outputs:
+            for nxt in listeners.get(output._id, []):
+                if nxt is path[0]:
+                    return [f.name for f in [*path, nxt]]
+                if nxt not in path and (found := follow(nxt, [*path, nxt])):
+                    return found
+        return None
+
+    return next((cycle for fn in fns if (cycle := follow(fn, [fn]))), None)
+
+
+@pytest.mark.slow
+def test_no_event_restarts_itself_through_change(app):
+    demo = build_app(app.config, app)
+    assert change_cycle(demo) is None
+    # the check finds such a cycle: a handler that writes the box whose .change starts it
+    with gr.Blocks() as looped:
+        box = gr.Textbox()
+        box.change(lambda text: text, box, box)
+    assert change_cycle(looped) is not None

@@ -24,6 +24,8 @@ def test_sampling_panel_in_a_real_browser(served, tmp_path):  # noqa: F811
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(TIMEOUT_MS)
             page.route("**/*", local_only)
+            calls = []  # every event the page sends; an idle panel sends none
+            page.on("request", lambda request: calls.append(request.url) if "/gradio_api/" in request.url else None)
             page.goto(url)
             chat = page.get_by_role("tabpanel").first  # the Chat tab's panel
             differs = chat.locator(".differs").first
@@ -45,6 +47,11 @@ def test_sampling_panel_in_a_real_browser(served, tmp_path):  # noqa: F811
             chat.get_by_placeholder("new preset name", exact=True).fill("my-dry-beams")
             chat.get_by_role("button", name="Save as preset").click()
             expect(differs).to_have_text("Preset my-dry-beams (unchanged)")
+            # no event re-triggers itself: once the save has settled, the page goes quiet
+            page.wait_for_timeout(1000)
+            settled = len(calls)
+            page.wait_for_timeout(2000)
+            assert calls[settled:] == [], f"the idle panel kept sending events: {calls[settled:][:3]}"
             page.screenshot(path=tmp_path / "panel.png", full_page=True)
         finally:
             browser.close()

@@ -314,8 +314,10 @@ def _wire(app: ChatApp, panel: SamplingPanel, save_name: gr.Textbox, save: gr.Bu
 
     controls, groups = list(panel.controls.values()), list(panel.groups.values())
     panel.preset.input(ui_errors(pick_preset), [panel.preset], [panel.preset, *controls, *groups], **quiet)
+    # .input, not .change: show_used updates the switches themselves, and a radio whose update arrives
+    # fires .change again, so a .change listener re-ran itself without end. A preset pick sets visibility itself.
     gr.on(
-        [switch.change for switch in switches], panel_handler(show_used, panel), inputs_kwargs=panel.inputs(),
+        [switch.input for switch in switches], panel_handler(show_used, panel), inputs_kwargs=panel.inputs(),
         outputs=[*controls, *groups], trigger_mode="always_last", **quiet,
     )  # fmt: skip
     gr.on(
