@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,7 @@ from chatbot.backends.openai import OpenAIBackend, connect, detect_kind, remote_
 from chatbot.backends.prompts import ZWSP, CharTokenizer, chat_messages, cut_at_stop, held_back, neutralise
 from chatbot.format import DialogueFormat, encode_text
 from chatbot.replies import Prompt
-from chatbot.sampling import SamplingSettings
+from chatbot.sampling import NEUTRAL, SamplingSettings
 
 TOP_P = SamplingSettings(strategy="sample", temperature=0.7, top_p=0.9, max_new_tokens=40, num_candidates=1)
 
@@ -138,29 +137,17 @@ def test_greedy_is_temperature_zero_without_top_p():
     assert plan.body() == {"temperature": 0.0, "max_tokens": 40}
 
 
-@dataclass(frozen=True)
-class LabSettings:
-    """Settings with the sampler-lab fields (#10), to test their routes independently of sampling.py."""
-
-    strategy: str = "sample"
-    num_candidates: int = 1
-    temperature: float = 0.8
-    top_p: float = 1.0
-    max_new_tokens: int = 30
-    min_p: float = 0.05
-    dry_multiplier: float = 0.8
-    dry_base: float = 1.75
-    dry_allowed_length: int = 2
-    xtc_threshold: float = 0.1
-    xtc_probability: float = 0.0  # off, so xtc_threshold is not sent either
-    mirostat_mode: int = 2
-    mirostat_tau: float = 5.0
-    mirostat_eta: float = 0.1
-    presence_penalty: float = 0.0
+# The sampler-lab fields on top of the all-neutral settings: DRY and mirostat on, XTC off (its threshold
+# is then not sent either), and the penalties at their neutral values (not sent).
+LAB = NEUTRAL.replace(
+    strategy="sample", num_candidates=1, temperature=0.8, top_p=1.0, max_new_tokens=30, min_p=0.05,
+    dry_multiplier=0.8, dry_base=1.75, dry_allowed_length=2, xtc_threshold=0.1, xtc_probability=0.0,
+    mirostat_mode=2, mirostat_tau=5.0, mirostat_eta=0.1,
+)  # fmt: skip
 
 
 def test_llama_cpp_gets_its_native_samplers_as_extra_body():
-    plan = plan_request(LabSettings(), SERVER_KINDS["llama.cpp"])
+    plan = plan_request(LAB, SERVER_KINDS["llama.cpp"])
     assert plan.top_level == {"temperature": 0.8, "top_p": 1.0, "max_tokens": 30}
     assert plan.extra_body == {
         "min_p": 0.05,
@@ -170,12 +157,13 @@ def test_llama_cpp_gets_its_native_samplers_as_extra_body():
         "mirostat": 2,
         "mirostat_tau": 5.0,
         "mirostat_eta": 0.1,
+        "dry_sequence_breakers": ["\n", ":", '"', "*"],
     }
 
 
 def test_vllm_refuses_dry_and_mirostat_naming_each_field():
     with pytest.raises(UnsupportedSettingError) as info:
-        plan_request(LabSettings(), SERVER_KINDS["vllm"])
+        plan_request(LAB, SERVER_KINDS["vllm"])
     message = str(info.value)
     for name in ("dry_multiplier=0.8", "dry_base", "mirostat_mode=2", "mirostat_tau"):
         assert name in message
@@ -189,7 +177,7 @@ def test_unsupported_field_error_names_field_and_kind():
 
 
 def test_other_meaning_is_refused_with_the_reason():
-    settings = LabSettings(presence_penalty=0.5)
+    settings = LAB.replace(presence_penalty=0.5)
     with pytest.raises(UnsupportedSettingError, match=r"presence_penalty=0.5 .*transformers-serve server: it logs"):
         plan_request(settings, SERVER_KINDS["transformers-serve"])
 

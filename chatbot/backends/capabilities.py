@@ -30,15 +30,13 @@ was seen to do; only transformers serve was run against them here.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from chatbot.errors import SettingsError
-from chatbot.sampling import NO_NEUTRAL
+from chatbot.sampling import FIELD, SamplingSettings
 
 TOP_LEVEL = "top-level"
 EXTRA_BODY = "extra_body"
@@ -50,50 +48,13 @@ class UnsupportedSettingError(SettingsError):
     """A sampling setting the chosen server cannot apply as we define it."""
 
 
-# The value at which a field has no effect, for a settings type whose fields do not carry it
-# (``chatbot.sampling`` fields carry a FieldSpec with ``neutral``).
-NEUTRAL: dict[str, Any] = {
-    "temperature": 1.0,
-    "top_k": 0,
-    "top_p": 1.0,
-    "min_p": 0.0,
-    "typical_p": 1.0,
-    "epsilon_cutoff": 0.0,
-    "eta_cutoff": 0.0,
-    "top_h": 0.0,
-    "repetition_penalty": 1.0,
-    "no_repeat_ngram_size": 0,
-    "presence_penalty": 0.0,
-    "frequency_penalty": 0.0,
-    "dry_multiplier": 0.0,
-    "xtc_probability": 0.0,
-    "mirostat_mode": 0,
-    "dynamic_temperature": False,
-    "temperature_last": False,
-    "avoid_words": (),
-    "seed": None,
-}
 # Values a server without the field may leave unapplied: min_new_tokens=1 only forbids an empty
 # reply, which the reply filters reject anyway (as "empty"). A server that has the field gets it.
 TOLERATED: dict[str, Any] = {"min_new_tokens": 1}
 
-# Fields that only matter while another field is active (DRY's base does nothing at multiplier 0).
-DEPENDS_ON: dict[str, str] = {
-    "dry_base": "dry_multiplier",
-    "dry_allowed_length": "dry_multiplier",
-    "dry_sequence_breakers": "dry_multiplier",
-    "xtc_threshold": "xtc_probability",
-    "mirostat_tau": "mirostat_mode",
-    "mirostat_eta": "mirostat_mode",
-    "dynatemp_low": "dynamic_temperature",
-    "dynatemp_high": "dynamic_temperature",
-    "dynatemp_exponent": "dynamic_temperature",
-}
-
 # Handled by the client itself, never routed: how many candidates (``n`` or emulation), the strategy,
 # and how candidates are ranked (the rerankers run here, on what the server returned).
-STRUCTURAL = frozenset({"strategy", "num_candidates", "reranker", "mmi_lambda", "mix_logprob", "mix_mmi",
-                        "mix_coherence"})  # fmt: skip
+STRUCTURAL = frozenset({"strategy", "num_candidates"})
 CLIENT_GROUPS = frozenset({"ranking"})  # a sampling field in one of these groups is applied by the client
 
 # llama.cpp's sampler chain with temperature moved last (its ``samplers`` request field).
@@ -265,52 +226,18 @@ class RequestPlan:
         return out
 
 
-def neutral_value(settings, name: str) -> Any:
-    """The value of ``name`` at which it has no effect (``...`` when it has none)."""
-    for f in dataclasses.fields(settings):
-        if f.name == name:
-            spec = f.metadata.get("spec")
-            neutral = getattr(spec, "neutral", f.metadata.get("neutral", NEUTRAL.get(name, ...)))
-            return ... if neutral is NO_NEUTRAL else neutral
-    return NEUTRAL.get(name, ...)
+def sent_fields(settings: SamplingSettings, kind: ServerKind) -> dict[str, Any]:
+    """The fields a request must carry: active ones, plus the kind's ``always`` fields the strategy uses.
 
-
-def _group(settings, name: str) -> str | None:
-    for f in dataclasses.fields(settings):
-        if f.name == name:
-            return getattr(f.metadata.get("spec"), "group", None)
-    return None
-
-
-def _is_neutral(value: Any, neutral: Any) -> bool:
-    if neutral is ...:
-        return False
-    if isinstance(value, list):
-        value = tuple(value)  # a word list read back from JSON
-    if isinstance(value, float) or isinstance(neutral, float):
-        return value is not None and neutral is not None and math.isclose(value, neutral, abs_tol=1e-9)
-    return value == neutral
-
-
-def relevant_fields(settings) -> dict[str, Any]:
-    """The fields the settings' strategy uses (all of them for a settings type that does not say)."""
-    relevant = getattr(settings, "relevant_fields", None)
-    return dict(relevant()) if callable(relevant) else dataclasses.asdict(settings)
-
-
-def sent_fields(settings, kind: ServerKind) -> dict[str, Any]:
-    """The fields a request must carry: active ones, plus the kind's ``always`` fields the strategy uses."""
-    fields_ = relevant_fields(settings)
+    What a field's neutral value and switch are comes from its FieldSpec (``chatbot.sampling``): DRY's base
+    is not sent while DRY's multiplier is off, a penalty at 0 is not sent at all.
+    """
     active = {}
-    for name, value in fields_.items():
-        if name in STRUCTURAL or _group(settings, name) in CLIENT_GROUPS:
+    for name, value in settings.relevant_fields().items():  # the strategy's fields whose switch is on
+        spec = FIELD[name]
+        if name in STRUCTURAL or spec.group in CLIENT_GROUPS:
             continue
-        parent = DEPENDS_ON.get(name)
-        if parent is not None and _is_neutral(fields_.get(parent), neutral_value(settings, parent)):
-            continue
-        if name in kind.always and name in kind.routes:
-            active[name] = value
-        elif not _is_neutral(value, neutral_value(settings, name)):
+        if (name in kind.always and name in kind.routes) or not spec.is_neutral(value):
             active[name] = value
     return active
 
@@ -320,7 +247,7 @@ def _refusal(name: str, value: Any, kind: ServerKind) -> str:
     return f"{name}={value!r} cannot be applied by a {kind.name} server: it {why}"
 
 
-def plan_request(settings, kind: ServerKind, *, allow_unsupported: bool = False) -> RequestPlan:
+def plan_request(settings: SamplingSettings, kind: ServerKind, *, allow_unsupported: bool = False) -> RequestPlan:
     """Map ``settings`` onto ``kind``'s request fields; refuse what the server cannot apply as we mean it."""
     plan = RequestPlan()
     problems: list[str] = []
@@ -334,7 +261,7 @@ def plan_request(settings, kind: ServerKind, *, allow_unsupported: bool = False)
     targets = {TOP_LEVEL: plan.top_level, EXTRA_BODY: plan.extra_body, GENERATION_CONFIG: plan.generation_config}
     for name, value in sent_fields(settings, kind).items():
         route = kind.routes.get(name)
-        if route is None and _is_neutral(value, TOLERATED.get(name, ...)):
+        if route is None and TOLERATED.get(name, ...) == value:
             continue
         if route is None:
             problems.append(_refusal(name, value, kind))
