@@ -122,10 +122,15 @@ NEUTRAL_GENERATE_KWARGS: dict[str, Any] = {
     "repetition_penalty": 1.0,
 }
 
-# text-generation-webui's default dry_sequence_breakers: '"\n", ":", "\"", "*"'
-DEFAULT_DRY_SEQUENCE_BREAKERS: tuple[str, ...] = ("\n", ":", '"', "*")
-# logits; e^8 ~ 3,000x the odds of the keyword's next token. Declared once, as the keyword_strength sampling field.
+# A key missing from a spec takes the sampling field's default, declared once in chatbot.sampling
+# (text-generation-webui's breakers '"\n", ":", "\"", "*"'; a keyword strength of 8 logits, e^8 ~ 3,000x the odds).
+DEFAULT_DRY_SEQUENCE_BREAKERS: tuple[str, ...] = FIELD["dry_sequence_breakers"].default
 DEFAULT_KEYWORD_STRENGTH: float = FIELD["keyword_strength"].default
+
+
+def _get(spec: Mapping[str, Any], name: str):
+    """``spec[name]``, or the field's default where the spec leaves it out."""
+    return spec.get(name, FIELD[name].default)
 
 
 def processor_order(temperature_last: bool = False) -> tuple[str, ...]:
@@ -449,9 +454,10 @@ def keyword_token_ids(tokenizer, word: str) -> list[list[int]]:
 # -- building the whole list from plain field values ----------------------------------------------------
 
 
-def _is_set(spec: Mapping[str, Any], name: str, neutral) -> bool:
+def _is_set(spec: Mapping[str, Any], name: str) -> bool:
+    """Whether the spec gives ``name`` a value that does something (not missing, None or the field's neutral)."""
     value = spec.get(name)
-    return value is not None and value != neutral
+    return value is not None and value != FIELD[name].neutral
 
 
 def _require_tokenizer_for_text(name: str, items, tokenizer) -> None:
@@ -460,9 +466,9 @@ def _require_tokenizer_for_text(name: str, items, tokenizer) -> None:
 
 
 def _dry(spec, ctx) -> LogitsProcessor | None:
-    if not _is_set(spec, "dry_multiplier", 0):
+    if not _is_set(spec, "dry_multiplier"):
         return None
-    breakers = spec.get("dry_sequence_breakers", DEFAULT_DRY_SEQUENCE_BREAKERS)
+    breakers = _get(spec, "dry_sequence_breakers")
     if isinstance(breakers, str):
         breakers = parse_sequence_breakers(breakers)
     _require_tokenizer_for_text("dry_sequence_breakers", breakers, ctx["tokenizer"])
@@ -470,9 +476,7 @@ def _dry(spec, ctx) -> LogitsProcessor | None:
     ids = {int(b) for b in breakers if not isinstance(b, str)}
     if texts:
         ids |= sequence_breaker_ids(ctx["tokenizer"], texts)
-    return DRYProcessor(
-        spec["dry_multiplier"], spec.get("dry_base", 1.75), spec.get("dry_allowed_length", 2), sorted(ids)
-    )
+    return DRYProcessor(spec["dry_multiplier"], _get(spec, "dry_base"), _get(spec, "dry_allowed_length"), sorted(ids))
 
 
 def _keywords(spec, ctx) -> LogitsProcessor | None:
@@ -483,12 +487,12 @@ def _keywords(spec, ctx) -> LogitsProcessor | None:
         return None
     _require_tokenizer_for_text("keywords", words, ctx["tokenizer"])
     sequences = [keyword_token_ids(ctx["tokenizer"], w) if isinstance(w, str) else [list(w)] for w in words]
-    strength = spec.get("keyword_strength", DEFAULT_KEYWORD_STRENGTH)
+    strength = _get(spec, "keyword_strength")
     return KeywordBoostProcessor(sequences, strength, prompt_length=ctx["prompt_length"])
 
 
 def _temperature(spec, ctx) -> LogitsProcessor | None:
-    if not _is_set(spec, "temperature", 1):
+    if not _is_set(spec, "temperature"):
         return None
     value = spec["temperature"]
     _require("temperature", value, value > 0, "must be > 0; use greedy decoding for temperature 0")
@@ -507,48 +511,48 @@ def _mirostat(spec, ctx) -> LogitsProcessor | None:
     tau = spec.get("mirostat_tau") or 0
     mode = spec.get("mirostat_mode", 2 if tau else 0)
     _require("mirostat_mode", mode, mode in (0, 2), "0 (off) or 2 (mirostat 2.0; version 1 is not provided)")
-    return MirostatV2Processor(tau, spec.get("mirostat_eta", 0.1)) if mode == 2 else None
+    return MirostatV2Processor(tau, _get(spec, "mirostat_eta")) if mode == 2 else None
 
 
 def _xtc(spec, ctx) -> LogitsProcessor | None:
-    if not _is_set(spec, "xtc_probability", 0):
+    if not _is_set(spec, "xtc_probability"):
         return None
     return XTCProcessor(
-        spec.get("xtc_threshold", 0.1),
+        _get(spec, "xtc_threshold"),
         spec["xtc_probability"],
         seed=ctx["seed"],
         protected_token_ids=ctx["end_token_ids"],
     )
 
 
-def _simple(name: str, neutral, make: Callable[[Any, dict], LogitsProcessor]):
+def _simple(name: str, make: Callable[[Any, dict], LogitsProcessor]):
     """A builder for a one-field stage: ``make(value, ctx)`` unless the field is missing or neutral."""
 
     def build(spec, ctx):
-        return make(spec[name], ctx) if _is_set(spec, name, neutral) else None
+        return make(spec[name], ctx) if _is_set(spec, name) else None
 
     return build
 
 
 _BUILDERS: dict[str, Callable[[Mapping[str, Any], dict], LogitsProcessor | None]] = {
-    "repetition_penalty": _simple("repetition_penalty", 1, lambda v, c: RepetitionPenaltyLogitsProcessor(float(v))),
+    "repetition_penalty": _simple("repetition_penalty", lambda v, c: RepetitionPenaltyLogitsProcessor(float(v))),
     "presence_penalty": _simple(
-        "presence_penalty", 0, lambda v, c: PresenceFrequencyPenaltyProcessor(v, 0.0, c["prompt_length"])
+        "presence_penalty", lambda v, c: PresenceFrequencyPenaltyProcessor(v, 0.0, c["prompt_length"])
     ),
     "frequency_penalty": _simple(
-        "frequency_penalty", 0, lambda v, c: PresenceFrequencyPenaltyProcessor(0.0, v, c["prompt_length"])
+        "frequency_penalty", lambda v, c: PresenceFrequencyPenaltyProcessor(0.0, v, c["prompt_length"])
     ),
     "dry": _dry,
     "keywords": _keywords,
     "temperature": _temperature,
     "dynamic_temperature": _dynamic_temperature,
-    "top_h": _simple("top_h", 0, lambda v, c: TopHLogitsWarper(float(v))),
-    "top_k": _simple("top_k", 0, lambda v, c: TopKLogitsWarper(int(v))),
-    "top_p": _simple("top_p", 1, lambda v, c: TopPLogitsWarper(float(v))),
-    "typical_p": _simple("typical_p", 1, lambda v, c: TypicalLogitsWarper(float(v))),
-    "epsilon_cutoff": _simple("epsilon_cutoff", 0, lambda v, c: EpsilonLogitsWarper(float(v))),
-    "eta_cutoff": _simple("eta_cutoff", 0, lambda v, c: EtaLogitsWarper(float(v), device=c["device"])),
-    "min_p": _simple("min_p", 0, lambda v, c: MinPLogitsWarper(float(v))),
+    "top_h": _simple("top_h", lambda v, c: TopHLogitsWarper(float(v))),
+    "top_k": _simple("top_k", lambda v, c: TopKLogitsWarper(int(v))),
+    "top_p": _simple("top_p", lambda v, c: TopPLogitsWarper(float(v))),
+    "typical_p": _simple("typical_p", lambda v, c: TypicalLogitsWarper(float(v))),
+    "epsilon_cutoff": _simple("epsilon_cutoff", lambda v, c: EpsilonLogitsWarper(float(v))),
+    "eta_cutoff": _simple("eta_cutoff", lambda v, c: EtaLogitsWarper(float(v), device=c["device"])),
+    "min_p": _simple("min_p", lambda v, c: MinPLogitsWarper(float(v))),
     "mirostat": _mirostat,
     "xtc": _xtc,
 }
