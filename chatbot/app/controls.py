@@ -332,26 +332,21 @@ def _wire(app: ChatApp, panel: SamplingPanel, save_name: gr.Textbox, save: gr.Bu
 
 
 def parse_seed(value) -> int | None:
-    """A seed box's value: blank or None is no seed; "42" and 42.0 are 42.
+    """A seed box's value, read as the seed field reads it: blank or None is no seed; "42" and 42.0 are 42.
 
     Anything else (a fraction, "1e30", "inf", "nan", a negative number, text) is one line naming the range.
     """
-    from chatbot.sampling import SEED_MAX
+    from chatbot.sampling import FIELD, SEED_MAX
 
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    text = str(value).strip()
+    spec = FIELD["seed"]
     try:
-        seed = int(text)  # exact for every integer; float() would round large seeds
-    except ValueError:
-        try:
-            number = float(text)
-        except ValueError:
-            number = float("nan")
-        # 42.0 from a number box is 42; inf, nan and fractions are no seed
-        seed = int(number) if number.is_integer() else None
-    if seed is None or not 0 <= seed <= SEED_MAX:
-        raise ChatbotError(f"seed must be a whole number from 0 to {SEED_MAX}, or blank for a random one (got {text})")
+        seed = spec.cast(value)
+        spec.check(seed)
+    except ChatbotError:
+        text = str(value).strip()
+        raise ChatbotError(
+            f"seed must be a whole number from 0 to {SEED_MAX}, or blank for a random one (got {text})"
+        ) from None
     return seed
 
 
