@@ -42,15 +42,23 @@ def field_help(field: dataclasses.Field, kind: type) -> str:
     return f"{text} (default: {field.default})"
 
 
-def add_dataclass_arguments(parser, cls) -> None:
-    """One flag per init field of ``cls``, on a parser or an argument group."""
+def add_dataclass_arguments(parser, cls, *, share_existing: bool = False) -> None:
+    """One flag per init field of ``cls``, on a parser or an argument group.
+
+    ``share_existing``: a flag the parser already has (``chatbot serve``'s own ``--concurrency``) is left as it
+    is and fills the field too, instead of being an argparse conflict. ``metadata["choices"]`` limits a value.
+    """
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         if not field.init:
             continue
         flag = "--" + field.name.replace("_", "-")
+        if share_existing and flag in parser._option_string_actions:  # a group shares its parser's flags
+            continue
         kind = field_type(hints[field.name])
         kwargs = {"dest": field.name, "help": field_help(field, kind)}
+        if "choices" in field.metadata:
+            kwargs["choices"] = field.metadata["choices"]
         if field.default is not dataclasses.MISSING:
             kwargs["default"] = field.default
         elif field.default_factory is not dataclasses.MISSING:
@@ -60,7 +68,9 @@ def add_dataclass_arguments(parser, cls) -> None:
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         else:
-            parser.add_argument(flag, type=kind, metavar=field.name.upper(), **kwargs)
+            if "choices" not in kwargs:  # argparse shows the choices themselves, {local,openai}
+                kwargs["metavar"] = field.name.upper()
+            parser.add_argument(flag, type=kind, **kwargs)
 
 
 def dash_flags(argv: list[str]) -> list[str]:

@@ -3,9 +3,9 @@
     chatbot chat --backend openai --base-url http://127.0.0.1:8000/v1 --once "hi"
     chatbot evaluate --backend openai --base-url http://127.0.0.1:8000/v1 --concurrency 4 --data ... --output ...
 
-:class:`BackendOptions` is a dataclass whose fields carry their help, so ``evaluate`` (an
-``HfArgumentParser``) takes it as one more config, and :func:`add_backend_arguments` adds the same
-flags to an ``argparse`` parser. :func:`load_bot` turns the options into a ``Chatbot``. The API key
+:class:`BackendOptions` is a dataclass whose fields carry their help: ``evaluate`` takes it as one more
+config, and :func:`add_backend_arguments` adds the same flags to ``chat`` and ``serve``, both through
+:mod:`chatbot.dataclass_cli`. :func:`load_bot` turns the options into a ``Chatbot``. The API key
 is read from the environment variable ``--api-key-env`` names (default ``OPENAI_API_KEY``), never
 from a flag, so it stays out of shell history and process lists.
 """
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 
 from chatbot.backends.capabilities import SERVER_KINDS
+from chatbot.dataclass_cli import add_dataclass_arguments
 from chatbot.errors import ChatbotError, SettingsError
 
 BACKENDS = ("local", "openai")
@@ -29,7 +29,10 @@ class BackendOptions:
 
     backend: str = field(
         default="local",
-        metadata={"help": "local (the model in this process) or openai (an OpenAI-compatible server at --base-url)"},
+        metadata={
+            "help": "local (the model in this process) or openai (an OpenAI-compatible server at --base-url)",
+            "choices": BACKENDS,
+        },
     )
     base_url: str | None = field(
         default=None,
@@ -85,20 +88,7 @@ class BackendOptions:
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per BackendOptions field; a flag the parser already has (serve's --concurrency) is shared."""
     group = parser.add_argument_group("backend (where replies come from)")
-    # the resolved types, not ``f.type``: that is the annotation's text until HfArgumentParser replaces it
-    types = typing.get_type_hints(BackendOptions)
-    for f in dataclasses.fields(BackendOptions):
-        flag = "--" + f.name.replace("_", "-")
-        if flag in parser._option_string_actions:
-            continue
-        kwargs: dict = {"dest": f.name, "default": f.default, "help": f.metadata["help"]}
-        if types[f.name] is bool:
-            kwargs["action"] = "store_true"
-        else:
-            kwargs["type"] = types[f.name] if types[f.name] in (int, float) else str
-        if f.name == "backend":
-            kwargs["choices"] = BACKENDS
-        group.add_argument(flag, **kwargs)
+    add_dataclass_arguments(group, BackendOptions, share_existing=True)
 
 
 def options_from_args(args: argparse.Namespace) -> BackendOptions:
