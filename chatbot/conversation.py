@@ -63,7 +63,7 @@ from chatbot.checkpoint import LoadedModel, load_chatbot
 from chatbot.dialogues import conversation_record, load_conversations, save_conversations
 from chatbot.errors import ChatbotError, SettingsError
 from chatbot.filters import FilterSettings, ReplyFilter
-from chatbot.format import build_inputs, build_plain_inputs, encode_text, is_user_turn, persona_text
+from chatbot.format import build_inputs, build_plain_inputs, encode_text, encode_texts, is_user_turn, persona_text
 from chatbot.generation import Candidate, stop_token_ids
 from chatbot.replies import (
     DELTA,
@@ -219,7 +219,7 @@ class Chatbot:
         if not history:
             raise ChatbotError("nothing to reply to: the history is empty")
         window = self.model_text(history[-self.format.max_history :], filters)
-        encoded = [encode_text(self.tokenizer, u) for u in window]
+        encoded = encode_texts(self.tokenizer, window)
         try:
             if self.ids is not None:
                 persona_ids = encode_text(self.tokenizer, self.persona_text(persona)) if persona else None
@@ -246,7 +246,7 @@ class Chatbot:
 
     def encode_examples(self, examples: Sequence[Sequence[str]]) -> list[list[list[int]]]:
         """Few-shot exchanges as the plain layout takes them (none for a dialogue model, which has no use for them)."""
-        return [[encode_text(self.tokenizer, t) for t in turns] for turns in examples if not self.dialogue]
+        return [encode_texts(self.tokenizer, list(turns)) for turns in examples if not self.dialogue]
 
     @property
     def chat_endpoint(self) -> bool:

@@ -22,6 +22,7 @@ from chatbot.format import (
     TokenIds,
     build_inputs,
     encode_text,
+    encode_texts,
     persona_text,
     reply_positions,
 )
@@ -51,7 +52,7 @@ def reply_examples(tokenizer, dialogues, fmt: DialogueFormat, every_utterance: b
     (the odd utterances: the partner opens, as in ConvAI2 and in the evaluator's replies)."""
     ids = TokenIds.from_tokenizer(tokenizer)
     for dialogue in dialogues:
-        turns = [encode_text(tokenizer, t) for t in dialogue.turns]
+        turns = encode_texts(tokenizer, list(dialogue.turns))
         persona = encode_text(tokenizer, persona_text(dialogue.persona)) if dialogue.persona else []
         for i in range(len(turns)) if every_utterance else reply_positions(len(turns)):
             example = build_inputs(ids, turns[:i], turns[i], fmt, persona=persona)

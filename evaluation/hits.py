@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chatbot.format import IGNORE_INDEX, TokenIds, build_inputs, encode_text, persona_text
+from chatbot.format import IGNORE_INDEX, TokenIds, build_inputs, encode_text, encode_texts, persona_text
 from evaluation.perplexity import sequence_nll
 
 N_CANDIDATES = 20
@@ -42,9 +42,9 @@ def candidate_lists(
 def mean_nll(model, tokenizer, fmt, context: list[str], replies: list[str], persona: list[str]) -> np.ndarray:
     """Mean per-token NLL of each reply given one context, in one batch. Returns (len(replies),)."""
     ids = TokenIds.from_tokenizer(tokenizer)
-    history = [encode_text(tokenizer, u) for u in context]
+    history = encode_texts(tokenizer, list(context))
     persona_ids = encode_text(tokenizer, persona_text(persona)) if persona else None
-    inputs = [build_inputs(ids, history, encode_text(tokenizer, r), fmt, persona=persona_ids) for r in replies]
+    inputs = [build_inputs(ids, history, r, fmt, persona=persona_ids) for r in encode_texts(tokenizer, list(replies))]
     totals = sequence_nll(model, [x.input_ids for x in inputs], [x.labels for x in inputs], ids.pad).numpy()
     counts = np.array([sum(label != IGNORE_INDEX for label in x.labels) for x in inputs])
     return totals / np.maximum(counts, 1)
