@@ -308,16 +308,20 @@ class ReplyFilter:
         s = self.settings
         self.profanity = profanity_index(s.profanity_whitelist, s.profanity_extra_words)
 
-    def check_partial(self, text: str) -> str | None:
-        """Checks that the start of a reply still being streamed can fail: length, profanity, in-reply checks."""
-        return self._text_checks(text, partial=True)
+    def check_partial(self, text: str, checked: int = 0) -> str | None:
+        """Checks that the start of a reply still being streamed can fail: length, profanity, in-reply checks.
 
-    def _text_checks(self, text: str, partial: bool) -> str | None:
+        ``checked``: how many leading characters (ending a word) passed this check before; profanity is then
+        looked for only where it could reach the new words.
+        """
+        return self._text_checks(text, partial=True, checked=checked)
+
+    def _text_checks(self, text: str, partial: bool, checked: int = 0) -> str | None:
         s = self.settings
         n_words = len(words(text))
         if n_words > s.max_words:
             return check_length(n_words, s.min_words, s.max_words)
-        if s.profanity and (hit := self.profanity.find(text)):
+        if s.profanity and (hit := self.profanity.find(text, checked)):
             return f"profanity ({hide_word(hit)})"
         return check_in_reply(text, s, partial)
 

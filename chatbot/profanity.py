@@ -105,8 +105,12 @@ class ProfanityIndex:
             spans.append((start, len(text)))
         return spans
 
-    def find_spans(self, text: str, first_only: bool = False) -> list[tuple[int, int]]:
+    def find_spans(self, text: str, first_only: bool = False, checked: int = 0) -> list[tuple[int, int]]:
         """(start, end) of each profane word or phrase.
+
+        ``checked``: the first ``checked`` characters end a word and were found clean before (a reply being
+        streamed), so only phrases that reach past them are looked for: those start at most ``max_words - 1``
+        words back. Each new word then costs the same however long the reply is, not the whole text again.
 
         A phrase is consecutive words joined with their own separators ("blow job"), or joined
         without them when the separators hold no whitespace ("blow_job", "f.u.c.k") or every word is
@@ -116,7 +120,8 @@ class ProfanityIndex:
         """
         spans = self.split(text)
         found: list[tuple[int, int]] = []
-        i = 0
+        first_new = next((k for k, (_, end) in enumerate(spans) if end > checked), len(spans))
+        i = max(0, first_new - self.max_words + 1)
         while i < len(spans):
             end = self._match_at(text, spans, i)
             if end is None:
@@ -144,9 +149,9 @@ class ProfanityIndex:
                 return j
         return None
 
-    def find(self, text: str) -> str | None:
-        """The first profane word or phrase, or None."""
-        found = self.find_spans(text, first_only=True)
+    def find(self, text: str, checked: int = 0) -> str | None:
+        """The first profane word or phrase, or None (``checked``: see :meth:`find_spans`)."""
+        found = self.find_spans(text, first_only=True, checked=checked)
         return text[found[0][0] : found[0][1]] if found else None
 
     def mask(self, text: str, char: str = "*") -> str:

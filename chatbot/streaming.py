@@ -129,7 +129,8 @@ class StreamedReply:
                 if not ready:
                     continue
                 t0 = time.perf_counter()
-                reason = self.check.check_partial("".join(shown) + ready)
+                so_far = "".join(shown)  # checked word by word as it was shown
+                reason = self.check.check_partial(so_far + ready, checked=len(so_far))
                 filter_s += time.perf_counter() - t0
                 if reason:
                     stream.cancel()  # this attempt is over; the user's cancel flag stays clear

@@ -284,3 +284,20 @@ def test_settings_saved_before_the_in_reply_checks_still_load():
     assert FilterSettings.from_dict(old_defaults | {"loop_ngram": 3, "loop_max_repeats": 2}) == FilterSettings()
     assert FilterSettings.from_dict({"loop_ngram": 0, "loop_max_repeats": 2}).repetition is False
     assert FilterSettings.from_dict({"loop_ngram": 0, "repetition": True}).repetition is True  # the newer key wins
+
+
+@pytest.mark.parametrize("text", [t for t in AGREEMENT_TEXTS if " " in t] + ["well i said f u c k you", "a blow job"])
+def test_profanity_checked_word_by_word_finds_what_the_whole_text_check_finds(index, text):
+    """A streamed reply is checked as each word arrives, past what was found clean: same verdict, same word."""
+    ends = [k for k in range(1, len(text) + 1) if text[k - 1] == " "]  # where a shown piece ends
+    for checked in [0, *ends]:
+        if index.find(text[:checked]) is None:  # the shown part passed
+            assert index.find(text, checked) == index.find(text), (text, checked)
+    # the streaming reply filter passes what it has shown as checked
+    f = ReplyFilter(FilterSettings())
+    shown = ""
+    for word in text.split(" "):
+        if (reason := f.check_partial(shown + word + " ", checked=len(shown))) is not None:
+            break
+        shown += word + " "
+    assert reason == f.check_partial(text + " ")
