@@ -92,9 +92,10 @@ def test_malformed_responses_are_clear_errors_and_the_conversation_is_kept(dialo
 
 
 @pytest.mark.parametrize("kind", ["vllm", "transformers-serve"])
-@pytest.mark.parametrize("num_candidates", [1, 3])
+@pytest.mark.parametrize("num_candidates", [2, 3])
 def test_reranker_mmi_is_refused_by_the_backend_before_any_request(dialogue_model, kind, num_candidates):
-    """MMI scores the reply without its context: no server gives that, whether or not it returns logprobs."""
+    """MMI scores the reply without its context: no server gives that, whether or not it returns logprobs.
+    One candidate is not ranked, so its reranker asks nothing of the server."""
     from chatbot.backends.capabilities import UnsupportedSettingError
     from chatbot.conversation import Chatbot
 
@@ -109,6 +110,9 @@ def test_reranker_mmi_is_refused_by_the_backend_before_any_request(dialogue_mode
         bot.generate_reply(["hi"], settings=mixed)
     bot.generate_reply(["hi"], settings=mixed.replace(mix_mmi=0.0))  # mix without its mmi term is fine
     assert len(server.bodies) >= 1
+    sent = len(server.bodies)
+    bot.generate_reply(["hi"], settings=settings.replace(num_candidates=1))  # nothing to rank: nothing refused
+    assert len(server.bodies) > sent
 
 
 def test_unranked_reply_says_so_in_the_app_and_the_terminal(dialogue_model):

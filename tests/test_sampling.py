@@ -36,7 +36,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "sampling_v1"
 V1_FIELDS = set(json.loads((FIXTURES / "identities.json").read_text())["identities"][0]["settings"])
 ENABLERS = {
     "dynamic_temperature": True, "dry_multiplier": 0.8, "xtc_probability": 0.5, "mirostat_mode": 2,
-    "keywords": ("zebra",), "reranker": "mix",
+    "keywords": ("zebra",), "reranker": "mix", "num_candidates": 4,
 }  # fmt: skip
 
 
@@ -260,6 +260,10 @@ def test_identity_holds_the_strategy_and_what_differs_from_neutral():
     assert g1.identity == PRESETS["greedy"].identity
     assert SamplingSettings(seed=1).identity != SamplingSettings(seed=2).identity
     assert SamplingSettings(temperature=0.7000000001).identity == SamplingSettings(temperature=0.7).identity
+    # one candidate has nothing to rank: the reranker, and the weights it switches on, are no part of it
+    one = PRESETS["top-p"].replace(num_candidates=1)
+    assert "reranker" not in json.loads(one.identity)
+    assert one.replace(reranker="mix", mix_coherence=5.0).identity == one.identity == PRESETS["top-p-stream"].identity
     assert len({p.identity for p in PRESETS.values()}) == len(PRESETS)
 
 

@@ -313,12 +313,12 @@ class OpenAIBackend:
 def refuse_model_rerankers(settings) -> None:
     """Rerankers that score other text with the model (MMI's reply-without-context pass) need its weights here.
 
-    The one place reranker mmi is refused over HTTP: the conversation manager scores every generated
-    candidate (one included) under the settings' reranker, and has no model to score with.
+    The one place reranker mmi is refused over HTTP: the conversation manager scores the candidates under the
+    settings' reranker and has no model to score with. One candidate is not ranked, so it needs nothing.
     """
     from chatbot.rerankers import RerankConfig
 
-    if "mmi" in RerankConfig.from_settings(settings).needs():
+    if settings.num_candidates > 1 and "mmi" in RerankConfig.from_settings(settings).needs():
         raise UnsupportedSettingError(
             "reranker=mmi scores each reply without its context, which needs log-probabilities of text the "
             "server did not generate; a server cannot give them. Use reranker=logprob or coherence"

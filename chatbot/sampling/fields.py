@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,7 @@ class FieldSpec:
     ui_high: float | None = None
     strategies: tuple[str, ...] = STRATEGIES  # the strategies it changes
     enabled_by: str | None = None  # another field that must be non-neutral for this one to act (dry_base)
-    enabled_values: tuple = ()  # ... or, when given, must hold one of these values (mix weights: reranker=mix)
+    enabled_values: Container = ()  # ... or, when given, must hold one of these (reranker=mix; a range of counts)
     short: str = ""  # compact label in describe() and grid labels; "x{}" is a template; "" = the field name
     kwarg: str | None = None  # generate keyword (applied_by generate/warper); the value sent when neutral:
     kwarg_off: Any = NO_NEUTRAL  # ... NO_NEUTRAL = the neutral value itself

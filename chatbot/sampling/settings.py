@@ -196,9 +196,12 @@ class SamplingSettings:
         1, kind="int", neutral=0, low=0, ui_high=50, step=1, label="Min new tokens", group="output",
         applied_by="generate", kwarg="min_new_tokens", short="min", help="tokens generated before the reply may end",
     )  # fmt: skip
+    # switched on by two or more candidates: one candidate has nothing to rank, so the reranker (and with it
+    # the fields it switches) is no part of a one-candidate setting's identity and is not applied to it
     reranker: str = setting(
         "logprob", kind="choice", choices=("logprob", "mmi", "coherence", "mix"), neutral="logprob",
-        strategies=_RANKED, label="Reranker", group="ranking", applied_by="caller", short="rank",
+        strategies=_RANKED, enabled_by="num_candidates", enabled_values=range(2, 2**31),
+        label="Reranker", group="ranking", applied_by="caller", short="rank",
         help="how candidates are ranked: logprob (mean log-probability), mmi (penalises replies likely without "
         "the context), coherence (MiniLM cosine with the user's turn), mix (weighted sum)",
     )  # fmt: skip
@@ -249,10 +252,12 @@ class SamplingSettings:
         """Whether the field can change a reply: its strategy is chosen and its switch (if any) is on."""
         if not spec.applies_to(self.strategy) or not spec.enabled_by:
             return spec.applies_to(self.strategy)
-        value = getattr(self, spec.enabled_by)
+        switch, value = FIELD[spec.enabled_by], getattr(self, spec.enabled_by)
+        if not self.is_active(switch):  # a switch that is itself off turns nothing on (mix weights at 1 candidate)
+            return False
         if spec.enabled_values:
             return value in spec.enabled_values
-        return not FIELD[spec.enabled_by].is_neutral(value)
+        return not switch.is_neutral(value)
 
     def relevant_fields(self) -> dict[str, Any]:
         """The fields that change what this strategy does (others are ignored by it), as plain values."""
