@@ -20,8 +20,9 @@ from pathlib import Path
 
 from chatbot.backends.options import BackendOptions, check_server, load_bot
 from chatbot.dataclass_cli import add_dataclass_arguments, parse_dataclasses, plain_text
+from chatbot.embeddings import shared_minilm
 from chatbot.errors import ChatbotError
-from evaluation.coherence import CoherenceConfig, HashingEmbedder, shared_minilm
+from evaluation.coherence import CoherenceConfig, HashingEmbedder
 from evaluation.failures import FailureConfig
 from evaluation.multiturn import MultiTurnConfig
 from evaluation.pipeline import EvalConfig, evaluate, setting_specs, summarise_votes
@@ -68,8 +69,8 @@ def model_scores(loaded, dialogues, config: EvalConfig) -> dict:
     """Perplexity of the recorded replies and Hits@1 (when the data has candidates)."""
     from tqdm.auto import tqdm
 
+    from chatbot.perplexity import reply_perplexity
     from evaluation.hits import hits_at_1
-    from evaluation.perplexity import reply_perplexity
 
     scores: dict = {}
     if loaded.model is None:

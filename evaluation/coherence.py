@@ -26,15 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chatbot.embeddings import (  # noqa: F401 (re-exported: the loader moved down to chatbot/)
-    MINILM_HUB_ID,
-    Embedder,
-    SentenceTransformerEmbedder,
-    cosine_rows,
-    load_minilm,
-    minilm_path,
-    shared_minilm,
-)
+from chatbot.embeddings import Embedder, cosine_rows, shared_minilm
 from chatbot.format import reply_positions
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chatbot.format import IGNORE_INDEX, TokenIds, build_inputs, encode_text, encode_texts, persona_text
-from evaluation.perplexity import sequence_nll
+from chatbot.perplexity import sequence_nll
 
 N_CANDIDATES = 20
 

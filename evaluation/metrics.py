@@ -1,7 +1,7 @@
 """Reply metrics as pure functions on strings: overlap (BLEU, METEOR, F1), diversity, length, repetition.
 
 Every corpus-level metric here is built from *per-reply statistics* plus an aggregate, so that
-``evaluation.stats`` can resample replies (paired bootstrap) without re-tokenising anything:
+``chatbot.bootstrap`` can resample replies (paired bootstrap) without re-tokenising anything:
 
 - mean metrics (F1, METEOR, length, repetition flags, self-BLEU) keep one number per reply;
 - corpus BLEU keeps sacrebleu's 10 sufficient statistics per reply and sums them;

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from chatbot.embeddings import Embedder
 from evaluation import metrics as m
-from evaluation.coherence import CoherenceConfig, Embedder, coherence_scores
+from evaluation.coherence import CoherenceConfig, coherence_scores
 from evaluation.runner import Example, Generated, ReplySource
 
 TURN_METRICS = ("coherence", "off_topic", "self_repeat", "repeated_3gram", "length")

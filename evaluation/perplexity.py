@@ -1,14 +1,12 @@
 """``python -m evaluation.perplexity``: perplexity of a split's recorded replies, as one JSON line.
 
-The measure itself (:class:`Perplexity`, :func:`reply_perplexity`, :func:`sequence_nll`) lives in
-:mod:`chatbot.perplexity`, shared with training; it is re-exported here for existing imports.
+The measure itself (:class:`chatbot.perplexity.Perplexity`, ``reply_perplexity``) lives in
+:mod:`chatbot.perplexity`, shared with training.
 """
 
 from __future__ import annotations
 
-from chatbot.perplexity import Perplexity, reply_examples, reply_perplexity, sequence_nll
-
-__all__ = ["Perplexity", "reply_examples", "reply_perplexity", "sequence_nll", "main"]
+from chatbot.perplexity import reply_perplexity
 
 
 def main(argv: list[str] | None = None) -> int:

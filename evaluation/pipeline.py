@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from chatbot.embeddings import Embedder
 from chatbot.errors import ChatbotError, SettingsError
 from chatbot.sampling import FIELD, FIELDS, PRESETS, SamplingSettings, get_preset, load_presets
-from evaluation.coherence import CoherenceConfig, Embedder
+from evaluation.coherence import CoherenceConfig
 from evaluation.failures import LABELS, FailureConfig, count_labels
 from evaluation.multiturn import MultiTurnConfig, MultiTurnResult, run_multiturn
 from evaluation.runner import Example, Generated, ReplySource, compare, score_setting, select_examples

@@ -20,11 +20,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from chatbot.bootstrap import Statistic, bootstrap_interval, mean_statistic, paired_bootstrap
+from chatbot.embeddings import Embedder
 from chatbot.format import reply_positions
 from evaluation import metrics as m
-from evaluation.coherence import CoherenceConfig, Embedder, coherence_scores, off_topic
+from evaluation.coherence import CoherenceConfig, coherence_scores, off_topic
 from evaluation.failures import FailureConfig, label_replies, profanity_checker
-from evaluation.stats import Statistic, bootstrap_interval, mean_statistic, paired_bootstrap
 
 logger = logging.getLogger(__name__)
 

