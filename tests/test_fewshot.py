@@ -116,8 +116,7 @@ def test_chat_cli_takes_examples_for_a_plain_lm(plain_lm, tmp_path, capsys):
 
 def test_the_apps_persona_box_holds_a_plain_lms_examples(plain_lm, tiny_chatbot, tmp_path, fake):
     from chatbot.app.chat_app import ChatApp
-    from chatbot.app.chat_tab import EXAMPLES_BOX, PERSONA_BOX
-    from chatbot.app.sessions import AppConfig
+    from chatbot.app.sessions import EXAMPLES_BOX, PERSONA_BOX, AppConfig
 
     app = ChatApp(AppConfig(model=str(plain_lm), data_dir=tmp_path / "data"))
     session = app.new_session()
@@ -137,3 +136,21 @@ def test_the_apps_persona_box_holds_a_plain_lms_examples(plain_lm, tiny_chatbot,
     assert app.chat.side_box(session) == gr.update(**PERSONA_BOX)
     list(app.chat.send(session, "where are you from?", "i love hiking.\ni have a dog.", panel))
     assert session.chat.persona == ["i love hiking.", "i have a dog."] and session.chat.examples is None
+
+
+def test_the_ab_tabs_persona_box_holds_a_plain_lms_examples_too(plain_lm, tmp_path, fake):
+    from chatbot.app.chat_app import ChatApp
+    from chatbot.app.sessions import EXAMPLES_BOX, AppConfig
+
+    app = ChatApp(AppConfig(model=str(plain_lm), data_dir=tmp_path / "data"))
+    session = app.new_session()
+    assert app.ab.side_box(session)["label"] == EXAMPLES_BOX["label"]
+    generator = fake([("i am from ohio.", -0.2), ("ohio.", -0.4)])
+    box = "do you have any pets?\na dog.\n"
+    panel = {"preset": "top-p", "max_new_tokens": 8, "num_candidates": 2, "reranker": "logprob"}
+    list(app.ab.send(session, "hi, how are you?", box, True, "", panel, panel))
+    tokenizer = app.registry.get(session.model).tokenizer
+    end = tokenizer.decode([tokenizer.eos_token_id])
+    for call in generator.calls:  # both sides' prompts start with the example exchange
+        assert tokenizer.decode(call["prompts"][0]).split(end) == ["do you have any pets?", "a dog.", "hi, how are you?", ""]
+    assert len(generator.calls) == 2

@@ -21,9 +21,9 @@ from chatbot.app.controls import (
 )
 from chatbot.app.errors import bind, ui_errors
 from chatbot.app.leaderboard_panel import LeaderboardWidgets, VotesPanel, fingerprint_of, leaderboard_panel
-from chatbot.app.models import ModelRegistry
+from chatbot.app.models import ModelRegistry, side_box_update
 from chatbot.app.render import clean_message, fold_stream, messages, render_stream
-from chatbot.app.sessions import ABPair, AppConfig, Session, stream_ab
+from chatbot.app.sessions import PERSONA_BOX, ABPair, AppConfig, Session, stream_ab
 from chatbot.arena.kinds import KINDS_BY_CHOICE, VOTE_KINDS, stored_winner
 from chatbot.arena.leaderboard import settings_diff
 from chatbot.arena.provenance import OWN, PROVENANCE_NOTES, reply_provenance
@@ -172,6 +172,10 @@ class ABTab:
             if session.cancel.is_set():
                 break
         return replies
+
+    def side_box(self, session: Session):
+        """The persona box as the model reads it, as in the chat tab: persona facts or few-shot examples."""
+        return side_box_update(self.registry, session)
 
     def send(self, session: Session, text: str, persona: str, blind: bool, shared_seed, panel_a: dict, panel_b: dict):
         """One message answered by A and by B, side by side. ``panel_a``/``panel_b``: each sampling panel's
@@ -352,7 +356,7 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
                 blind = gr.Checkbox(value=True, label="Blind: random sides, settings hidden until you vote")
                 shared_seed = gr.Textbox(value="", label="Shared seed", info="blank = none", min_width=120)
                 new = gr.Button("New conversation", size="sm")
-            persona = gr.Textbox(label="Persona (one fact per line)", lines=1)
+            persona = gr.Textbox(lines=1, **PERSONA_BOX)
             persona_note = gr.Markdown(elem_classes="stats")
         with gr.Column(scale=1, min_width=300):  # a sampling panel's help lines need the width
             with gr.Accordion("Settings B", open=True) as panel_b:
@@ -385,4 +389,5 @@ def ab_tab(app: ChatApp, session: gr.State, generate: dict) -> tuple[gr.Markdown
         button.click(bind(tab.continue_with, screen, name=api), [session], view, api_name=api)
     new.click(ui_errors(tab.clear), [session], view, api_name="ab_clear")
     chat.clear(ui_errors(tab.clear), [session], view, api_name=False)  # the trash icon clears the history too
+    persona_note.change(ui_errors(tab.side_box), [session], [persona], api_name=False)  # the box follows the model
     return persona_note, board

@@ -12,7 +12,7 @@ from chatbot import conversation as cm
 from chatbot.app.access import offered_copy
 from chatbot.app.controls import panel_handler, sampling_panel, setting_label, settings_from_panel
 from chatbot.app.errors import ui_errors
-from chatbot.app.models import ModelRegistry
+from chatbot.app.models import ModelRegistry, side_box_update
 from chatbot.app.render import (
     CANDIDATE_HEADERS,
     candidate_rows,
@@ -23,6 +23,7 @@ from chatbot.app.render import (
     reply_stats,
 )
 from chatbot.app.sessions import (
+    PERSONA_BOX,
     AppConfig,
     Session,
     chat_conversation,
@@ -31,7 +32,6 @@ from chatbot.app.sessions import (
     now_stamp,
     save_chat,
     stream_chat,
-    takes_examples,
 )
 from chatbot.errors import ChatbotError
 from chatbot.format import is_user_turn
@@ -39,20 +39,6 @@ from chatbot.sampling import DEFAULT_PRESET, SamplingSettings
 
 if TYPE_CHECKING:
     from chatbot.app.chat_app import ChatApp
-
-# the side box: a persona for a dialogue model, few-shot examples for a plain causal LM (sessions.example_exchanges)
-PERSONA_BOX = {
-    "label": "Persona (one fact per line)",
-    "info": None,
-    "placeholder": "i love hiking.\ni have a dog named max.",
-}
-EXAMPLES_BOX = {
-    "label": "Examples (one exchange per paragraph, one turn per line, yours first)",
-    "info": "A plain language model has no persona: these exchanges go before the conversation "
-    "(the oldest are dropped when the window is full). Leave a blank line between exchanges.",
-    "placeholder": "hi, how are you?\ni am good, thanks.\n\nwhere are you from?\nohio.",
-}
-
 
 class ChatTab:
     """What each button of the Chat tab does. Methods take the tab's Session and the widgets' values
@@ -138,11 +124,7 @@ class ChatTab:
 
     def side_box(self, session: Session):
         """The persona box as the tab's model uses it: persona facts, or a plain LM's few-shot examples."""
-        try:
-            bot = self.registry.get(session.model)
-        except ChatbotError:  # the status line already says what to fix
-            return gr.skip()
-        return gr.update(**(EXAMPLES_BOX if takes_examples(bot) else PERSONA_BOX))
+        return side_box_update(self.registry, session)
 
     def load(self, session: Session, file):
         """Resume the last conversation of an uploaded JSONL file. Outputs: chat, persona, notice."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from chatbot import conversation as cm
-from chatbot.app.sessions import AppConfig, Session
+from chatbot.app.sessions import AppConfig, Session, side_box
 from chatbot.backends.options import BackendOptions
 from chatbot.backends.options import load_bot as backend_bot
 from chatbot.errors import ChatbotError
@@ -90,6 +90,15 @@ class ModelRegistry:
                     dropped, _ = self._bots.popitem(last=False)
                     logger.info("unloaded model %s (keeping %d)", dropped or DEFAULT_MODEL_LABEL, self.capacity)
             return bot
+
+
+def side_box_update(registry: ModelRegistry, session: Session):
+    """A tab's persona box as the session's model reads it: persona facts, or a plain LM's few-shot examples."""
+    try:
+        bot = registry.get(session.model)
+    except ChatbotError:  # the status line already says what to fix
+        return gr.skip()
+    return gr.update(**side_box(bot))
 
 
 def persona_hint(persona_trained: bool, dialogue: bool = True) -> str:

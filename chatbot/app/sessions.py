@@ -124,6 +124,33 @@ def persona_lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
+# the side box of both tabs: a persona for a dialogue model, few-shot examples for a plain causal LM
+PERSONA_BOX = {
+    "label": "Persona (one fact per line)",
+    "info": None,
+    "placeholder": "i love hiking.\ni have a dog named max.",
+}
+EXAMPLES_BOX = {
+    "label": "Examples (one exchange per paragraph, one turn per line, yours first)",
+    "info": "A plain language model has no persona: these exchanges go before the conversation "
+    "(the oldest are dropped when the window is full). Leave a blank line between exchanges.",
+    "placeholder": "hi, how are you?\ni am good, thanks.\n\nwhere are you from?\nohio.",
+}
+
+
+def side_box(bot: cm.Chatbot) -> dict:
+    """The persona box's label, help and placeholder as ``bot`` reads the box."""
+    return EXAMPLES_BOX if takes_examples(bot) else PERSONA_BOX
+
+
+def side_box_reading(bot: cm.Chatbot, text: str | None) -> tuple[list[str], list[list[str]] | None]:
+    """(persona, examples) from the box's text: persona facts, or a plain LM's few-shot exchanges
+    (an empty box: None, the examples the model was loaded with, if any)."""
+    if takes_examples(bot):
+        return [], example_exchanges(text) or None
+    return persona_lines(text), None
+
+
 def takes_examples(bot: cm.Chatbot) -> bool:
     """A plain causal LM prompted with raw text has no persona slot: its persona box holds few-shot examples.
     (A server's chat endpoint does take a persona, as a system message.)"""
@@ -144,10 +171,7 @@ def chat_conversation(bot: cm.Chatbot, current: cm.Conversation | None, persona:
     if current is None or current.bot is not bot:
         turns = current.turns if current is not None else ()
         current = cm.Conversation(bot, turns=turns)
-    if takes_examples(bot):  # an empty box: the examples the model was loaded with, if any
-        current.persona, current.examples = [], example_exchanges(persona) or None
-    else:
-        current.persona, current.examples = persona_lines(persona), None
+    current.persona, current.examples = side_box_reading(bot, persona)
     return current
 
 
@@ -157,8 +181,10 @@ def stream_chat(conversation: cm.Conversation, text: str, settings: SamplingSett
 
 
 def stream_ab(bot: cm.Chatbot, turns: list[str], persona: str, settings: SamplingSettings, cancel: threading.Event):
-    """Stream events of one A/B side's reply to the shared ``turns`` (the user's message last)."""
-    return bot.stream_reply(turns, persona=persona_lines(persona), settings=settings, cancel=cancel)
+    """Stream events of one A/B side's reply to the shared ``turns`` (the user's message last);
+    ``persona`` is the box's text, read as the chat tab reads it (persona facts or few-shot examples)."""
+    facts, examples = side_box_reading(bot, persona)
+    return bot.stream_reply(turns, persona=facts, settings=settings, cancel=cancel, examples=examples)
 
 
 def drop_last_exchange(conversation: cm.Conversation) -> str | None:
