@@ -322,7 +322,7 @@ class Chatbot:
         prompts: dict[int, Prompt] = {}
         for i, (history, persona) in enumerate(zip(contexts, personas, strict=True)):
             replies[i].user_profanity = reply_filter.user_has_profanity(history[-1]) if history else False
-            if replies[i].user_profanity and filters.user_profanity == "refuse":
+            if reply_filter.refuses(history):
                 replies[i].attempts = 0  # answered by the fallback below, no generation
                 continue
             prompts[i] = self.build_prompt(history, persona, settings, filters, examples)
@@ -394,9 +394,8 @@ class Chatbot:
             yield StreamEvent(FINAL, reply)
             return
         history = list(history)
-        refuses = filters.user_profanity == "refuse"
         # no prompt for a refused profane message (the reply is the refusal) or an empty history (an error)
-        refused = bool(history) and refuses and ReplyFilter(filters).user_has_profanity(history[-1])
+        refused = ReplyFilter(filters).refuses(history)
         prompt = self.build_prompt(history, persona, settings, filters, examples) if history and not refused else None
 
         def generate(input_ids, attempt_settings, attempt, cancel_event):  # the whole prompt: a chat one has messages

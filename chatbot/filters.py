@@ -38,6 +38,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from typing import Any
@@ -307,6 +308,11 @@ class ReplyFilter:
         self.settings = settings or FilterSettings()
         s = self.settings
         self.profanity = profanity_index(s.profanity_whitelist, s.profanity_extra_words)
+
+    def refuses(self, history: Sequence[str]) -> bool:
+        """Whether the reply to ``history`` is the refusal, without generating: the user's last message is
+        profane and ``user_profanity`` is refuse."""
+        return bool(history) and self.settings.user_profanity == "refuse" and self.user_has_profanity(history[-1])
 
     def check_partial(self, text: str, checked: int = 0) -> str | None:
         """Checks that the start of a reply still being streamed can fail: length, profanity, in-reply checks.

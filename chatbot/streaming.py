@@ -1,6 +1,6 @@
 """One reply streamed word by word, every word filtered before it is shown (used by :mod:`chatbot.conversation`).
 
-    generate = model_stream(model, tokenizer, stop_ids=stop_ids, pad_id=pad_id)
+    generate = lambda ids, settings, attempt, cancel: backend.stream(prompt, settings, attempt=attempt, cancel_event=cancel)
     events = StreamedReply(prompt, generate, history=history, settings=settings, filters=filters).events()
 
 yields ``delta`` events for the words that passed, a ``withdraw`` event (with the reason) when the
@@ -34,24 +34,6 @@ from chatbot.sampling import SamplingSettings
 
 # (prompt ids, settings, attempt, cancel) -> a stream of one candidate's text (a GenerationStream)
 StreamGenerate = Callable[[list[int], SamplingSettings, int, threading.Event], GenerationStream]
-
-
-def model_stream(model, tokenizer, *, stop_ids: list[int], pad_id: int) -> StreamGenerate:
-    """The generate function that streams one candidate from ``model``."""
-
-    def generate(input_ids: list[int], settings: SamplingSettings, attempt: int, cancel: threading.Event):
-        return GenerationStream(
-            model,
-            tokenizer,
-            input_ids,
-            settings,
-            stop_ids=stop_ids,
-            pad_id=pad_id,
-            attempt=attempt,
-            cancel_event=cancel,
-        )
-
-    return generate
 
 
 class StreamedReply:

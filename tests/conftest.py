@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import chatbot.backends.local as local_backend_module
-import chatbot.streaming as streaming_module
 from chatbot.checkpoint import ChatbotSettings
 from chatbot.format import DialogueFormat
 from chatbot.generation import Candidate, GenerationResult
@@ -137,6 +136,6 @@ def fake_stream(monkeypatch):
 
     def install(*attempts):
         FakeStream.script, FakeStream.consumed = list(attempts), []
-        monkeypatch.setattr(streaming_module, "GenerationStream", FakeStream)
+        monkeypatch.setattr(local_backend_module, "GenerationStream", FakeStream)  # the local backend's stream
 
     return install

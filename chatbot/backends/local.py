@@ -6,7 +6,6 @@ import threading
 from collections.abc import Sequence
 
 from chatbot.generation import GenerationResult, GenerationStream, generate_candidates
-from chatbot.streaming import model_stream
 
 
 class LocalBackend:
@@ -38,5 +37,7 @@ class LocalBackend:
     def stream(
         self, prompt, settings, *, attempt: int = 1, cancel_event: threading.Event | None = None
     ) -> GenerationStream:
-        generate = model_stream(self.model, self.tokenizer, stop_ids=self.stop_ids, pad_id=self.pad_id)
-        return generate(prompt.input_ids, settings, attempt, cancel_event or threading.Event())
+        return GenerationStream(
+            self.model, self.tokenizer, prompt.input_ids, settings, stop_ids=self.stop_ids, pad_id=self.pad_id,
+            attempt=attempt, cancel_event=cancel_event or threading.Event(),
+        )  # fmt: skip
