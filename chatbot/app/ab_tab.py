@@ -145,9 +145,10 @@ class ABTab:
             settings_a, settings_b = settings_a.replace(seed=seed), settings_b.replace(seed=seed)
         return settings_a, settings_b, seed
 
-    def _stream_replies(self, session: Session, bot, persona: str, settings: dict, screens: dict, shown: dict, notice):
-        """Stream A's reply, then B's, into their screen sides of ``shown``, yielding the view after each
-        event; returns the finished replies (Reply objects) by panel (incomplete when Stop was pressed)."""
+    def _make_replies(self, session: Session, bot, persona: str, settings: dict, screens, shown, notice, show: bool):
+        """Make A's reply, then B's; returns the finished replies (Reply objects) by panel, incomplete when Stop
+        was pressed. ``show``: stream each into its screen side of ``shown``, yielding the view after each
+        event. Blind mode does not show: it yields nothing, so no side shows first or streams faster."""
         replies = {}
         for panel, panel_settings in settings.items():
             events = stream_ab(bot, session.ab_turns, persona, panel_settings, session.cancel)
@@ -155,20 +156,9 @@ class ABTab:
                 if kind == cm.FINAL:
                     replies[panel] = value
                     streamed, withdrawn = value.text, []
-                shown[screens[panel]] = render_stream(streamed, withdrawn, cursor=kind != cm.FINAL)
-                yield gr.skip(), *self.view(session, notice, shown["left"], shown["right"])
-            if session.cancel.is_set():
-                break
-        return replies
-
-    @staticmethod
-    def _generate_replies(session: Session, bot, persona: str, settings: dict) -> dict:
-        """Both replies made before either is shown (blind mode): no side shows first or streams faster."""
-        replies = {}
-        for panel, panel_settings in settings.items():
-            for kind, value in stream_ab(bot, session.ab_turns, persona, panel_settings, session.cancel):
-                if kind == cm.FINAL:
-                    replies[panel] = value
+                if show:
+                    shown[screens[panel]] = render_stream(streamed, withdrawn, cursor=kind != cm.FINAL)
+                    yield gr.skip(), *self.view(session, notice, shown["left"], shown["right"])
             if session.cancel.is_set():
                 break
         return replies
@@ -206,10 +196,9 @@ class ABTab:
             yield "", *self.view(session, notice or "", shown["left"], shown["right"])
         try:
             settings = {"A": settings_a, "B": settings_b}
-            if blind:
-                replies = self._generate_replies(session, bot, persona, settings)
-            else:
-                replies = yield from self._stream_replies(session, bot, persona, settings, screens, shown, notice or "")
+            replies = yield from self._make_replies(
+                session, bot, persona, settings, screens, shown, notice or "", show=not blind
+            )
         except BaseException:
             session.ab_turns.pop()  # no half-answered message stays in the shared history
             raise
