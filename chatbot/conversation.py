@@ -265,7 +265,7 @@ class Chatbot:
         notes = self.backend.warnings(settings)
         if settings.num_candidates > 1 and not self.backend.has_logprobs:
             notes.append(UNRANKED_NOTE)
-        wanted_coherence = settings.num_candidates > 1 and "coherence" in RerankConfig.from_settings(settings).needs()
+        wanted_coherence = "coherence" in RerankConfig.from_settings(settings).needs()
         if wanted_coherence and self.scorer.embedder_error:  # MiniLM did not load: ranked without it
             notes.append(coherence_unavailable_note(self.scorer.embedder_error))
         return notes
@@ -364,12 +364,10 @@ class Chatbot:
     def score_candidates(self, groups: list[list[Candidate]], contexts, settings: SamplingSettings) -> None:
         """Every candidate's scores under the settings' reranker; ranking reads them through ``Candidate.score``.
 
-        With one candidate per context there is nothing to rank: only the free log-probability is scored, not
-        mmi's second forward pass or coherence's MiniLM encode (about 70 ms of a 40-token reply on a CPU).
+        One candidate has nothing to rank (``RerankConfig.from_settings``): only the free log-probability is scored,
+        not mmi's second forward pass or coherence's MiniLM encode (about 70 ms of a 40-token reply on a CPU).
         """
         config = RerankConfig.from_settings(settings)
-        if all(len(group) <= 1 for group in groups):
-            config = RerankConfig("logprob")
         scores = self.scorer.score(groups, [history[-1] for history in contexts], config)
         for group, group_scores in zip(groups, scores, strict=True):
             for candidate, candidate_scores in zip(group, group_scores, strict=True):

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from chatbot.filters import FilterContext, ReplyFilter, similarity, words
 from chatbot.format import bot_turns
 from chatbot.generation import Candidate
-from chatbot.sampling import DEFAULT_PRESET, PRESETS, SamplingSettings
+from chatbot.sampling import DEFAULT_PRESET, FIELD, PRESETS, SamplingSettings
 
 DELTA, WITHDRAW, FINAL = "delta", "withdraw", "final"
 
@@ -156,6 +156,8 @@ def retry_settings(settings: SamplingSettings, multiplier: int) -> SamplingSetti
         # identity's fields: keywords, avoid_words, penalties, lengths); greedy has no reranker of its own
         kept = {k: v for k, v in settings.relevant_fields().items() if k not in _RETRY_OWN}
         return PRESETS[DEFAULT_PRESET].replace(**kept, num_candidates=n, seed=seed)
+    if settings.num_candidates < 2:  # a reranker one candidate did not use (no part of its identity) ranks no retry
+        settings = settings.replace(reranker=FIELD["reranker"].neutral)
     if settings.strategy == "beam":
         return settings.replace(num_candidates=n, num_beams=max(settings.num_beams, n), seed=seed)
     return settings.replace(num_candidates=n, seed=seed)

@@ -88,12 +88,18 @@ class RerankConfig:
 
     @classmethod
     def from_settings(cls, settings: Any) -> RerankConfig:
-        """The fields of a SamplingSettings (or any object with them); missing fields keep their defaults."""
-        return cls(**{n: getattr(settings, n) for n in _FIELDS if hasattr(settings, n)})
+        """The ranking rule a SamplingSettings applies (see :meth:`from_values`)."""
+        return cls.from_values(settings.to_dict())
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> RerankConfig:
-        """The fields of a settings dict (``SamplingSettings.to_dict()``, a report's settings); others ignored."""
+        """The rule of a settings dict (``SamplingSettings.to_dict()``, a report's settings); others ignored.
+
+        The one place that says whether the reranker acts: it is switched on by two or more candidates (the
+        field's ``enabled_values``), so one candidate, which has nothing to rank, gets plain logprob.
+        """
+        if values.get("num_candidates", 2) not in FIELD["reranker"].enabled_values:
+            return cls()
         return cls(**{n: values[n] for n in _FIELDS if n in values})
 
     @property

@@ -6,7 +6,7 @@
 yields ``delta`` events for the words that passed, a ``withdraw`` event (with the reason) when the
 reply fails, mid-stream or on the whole-reply checks at its end, then the retry's words, and one
 ``final`` event with the Reply. ``Chatbot.stream_reply`` is the public entry point: it builds the
-prompt (or none, for a message it refuses) and the generate function over its model.
+prompt (or none, for a message it refuses) and the generate function over its backend.
 """
 
 from __future__ import annotations

@@ -121,7 +121,8 @@ def test_persona_hint_says_what_the_model_does_with_a_persona():
 
     assert "answers in character" in persona_hint(True)
     assert "not trained with personas" in persona_hint(False)
-    assert "not used" in persona_hint(False, dialogue=False)
+    assert "few-shot examples" in persona_hint(False, dialogue=False)
+    assert "system message" in persona_hint(False, dialogue=False, chat_endpoint=True)
 
 
 def test_model_box_offers_local_checkpoints(tmp_path, tiny_chatbot):

@@ -113,6 +113,11 @@ def test_reranker_mmi_is_refused_by_the_backend_before_any_request(dialogue_mode
     sent = len(server.bodies)
     bot.generate_reply(["hi"], settings=settings.replace(num_candidates=1))  # nothing to rank: nothing refused
     assert len(server.bodies) > sent
+    # nor is its retry ranked when the filters reject the first reply: it is not refused halfway
+    rude = FakeServer(texts=("fuck off",))
+    rude_bot = Chatbot(dialogue_model, backend=backend_for(rude, kind, dialogue_model))
+    reply = rude_bot.generate_reply(["hi"], settings=settings.replace(num_candidates=1))
+    assert reply.fallback and reply.attempts == 2 and len(rude.bodies) >= 2
 
 
 def test_unranked_reply_says_so_in_the_app_and_the_terminal(dialogue_model):

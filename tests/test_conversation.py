@@ -141,6 +141,10 @@ def test_retry_settings():
     assert greedy.strategy == "sample" and greedy.num_candidates == 2 and greedy.max_new_tokens == 9
     beam = retry_settings(PRESETS["beam-5"], 2)
     assert beam.num_candidates == 10 and beam.num_beams == 10
+    # one candidate was not ranked (its reranker is no part of its identity), so neither is its retry
+    one = retry_settings(PRESETS["top-p"].replace(num_candidates=1, reranker="mmi"), 2)
+    assert one.num_candidates == 2 and one.reranker == "logprob"
+    assert retry_settings(PRESETS["top-p"], 2).reranker == "coherence"  # a ranked setting keeps its reranker
 
 
 def test_a_greedy_retry_keeps_the_settings_keywords_avoid_words_and_penalties():

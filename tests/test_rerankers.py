@@ -22,6 +22,7 @@ from chatbot.rerankers import (
     mmi_score,
     ranks_by_coherence,
 )
+from chatbot.sampling import PRESETS
 
 PAD, BOT, EOT, HELLO, PIZZA = range(5)
 
@@ -200,6 +201,9 @@ def test_ranks_by_coherence_reads_a_settings_dict():
     assert ranks_by_coherence({"reranker": "mix", "mix_coherence": 2.0})
     assert not ranks_by_coherence({"reranker": "mix", "mix_coherence": 0.0, "mix_mmi": 1.0})
     assert not ranks_by_coherence({"reranker": "mmi"}) and not ranks_by_coherence(None)
+    # one candidate is not ranked: the one rule, for reports, replies and servers alike
+    assert ranks_by_coherence(PRESETS["top-p"].to_dict()) and not ranks_by_coherence(PRESETS["top-p-stream"].to_dict())
+    assert RerankConfig.from_settings(PRESETS["top-p-stream"].replace(reranker="mmi")) == RerankConfig()
 
 
 def test_report_warns_that_coherence_does_not_judge_the_coherence_reranker():

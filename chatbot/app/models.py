@@ -101,10 +101,15 @@ def side_box_update(registry: ModelRegistry, session: Session):
     return gr.update(**side_box(bot))
 
 
-def persona_hint(persona_trained: bool, dialogue: bool = True) -> str:
+def persona_hint(persona_trained: bool, dialogue: bool = True, chat_endpoint: bool = False) -> str:
     """What the persona box does with the loaded model."""
+    if not dialogue and chat_endpoint:
+        return "A plain language model behind a chat endpoint: the persona goes to it as a system message."
     if not dialogue:
-        return "⚠️ This is a plain language model: it has no persona slot, so the persona is not used."
+        return (
+            "⚠️ This is a plain language model: it has no persona slot, so the box holds few-shot examples "
+            "that go before the conversation."
+        )
     if persona_trained:
         return "This model was trained with personas: it answers in character."
     return "⚠️ This model was **not trained with personas**: it sees the text, but will likely ignore it."
@@ -131,7 +136,7 @@ class ModelBox:
         except ChatbotError as exc:
             # the page still opens; the status says what to fix
             return f"**No model loaded:** {exc}", "", ""
-        hint = persona_hint(bot.persona_trained, bot.dialogue)
+        hint = persona_hint(bot.persona_trained, bot.dialogue, bot.chat_endpoint)
         return model_status(bot), hint, hint
 
     def switch_model(self, session: Session, name: str | None):
@@ -143,7 +148,7 @@ class ModelBox:
         label = model or DEFAULT_MODEL_LABEL
         if label not in self.known_models:
             self.known_models.append(label)
-        hint = persona_hint(bot.persona_trained, bot.dialogue)
+        hint = persona_hint(bot.persona_trained, bot.dialogue, bot.chat_endpoint)
         gr.Info(f"Switched to {label}")
         return gr.Dropdown(choices=self.known_models, value=label), model_status(bot), hint, hint
 

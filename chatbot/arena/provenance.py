@@ -42,7 +42,8 @@ def same_text(reply_a: str, reply_b: str) -> bool:
 
 
 def _ranked(settings: SamplingSettings) -> str:
-    # what decides the reply distribution: no seed (the draw) and no candidate count (how many draws)
+    # what decides one draw: no seed (the draw), no candidate count (how many draws) and, since one candidate is
+    # not ranked, no ranking fields: a retry that draws and ranks more of the same sampler is its own work
     return settings.replace(seed=None, num_candidates=1).identity
 
 

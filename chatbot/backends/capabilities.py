@@ -52,8 +52,8 @@ class UnsupportedSettingError(SettingsError):
 # reply, which the reply filters reject anyway (as "empty"). A server that has the field gets it.
 TOLERATED: dict[str, Any] = {"min_new_tokens": 1}
 
-# Handled by the client itself, never routed: how many candidates (``n`` or emulation), the strategy,
-# and how candidates are ranked (the rerankers run here, on what the server returned).
+# Handled by the client itself, never routed: how many candidates (``n`` or emulation) and the strategy.
+# How candidates are ranked is too (CLIENT_GROUPS): the rerankers run here, on what the server returned.
 STRUCTURAL = frozenset({"strategy", "num_candidates"})
 CLIENT_GROUPS = frozenset({"ranking"})  # a sampling field in one of these groups is applied by the client
 

@@ -318,7 +318,7 @@ def refuse_model_rerankers(settings) -> None:
     """
     from chatbot.rerankers import RerankConfig
 
-    if settings.num_candidates > 1 and "mmi" in RerankConfig.from_settings(settings).needs():
+    if "mmi" in RerankConfig.from_settings(settings).needs():
         raise UnsupportedSettingError(
             "reranker=mmi scores each reply without its context, which needs log-probabilities of text the "
             "server did not generate; a server cannot give them. Use reranker=logprob or coherence"
