@@ -332,9 +332,10 @@ def _wire(app: ChatApp, panel: SamplingPanel, save_name: gr.Textbox, save: gr.Bu
 
 
 def parse_seed(value) -> int | None:
-    """A seed box's value, read as the seed field reads it: blank or None is no seed; "42" and 42.0 are 42.
+    """A seed box's value, read as the seed field reads it: blank, None, "none" or "random" is no seed; "42" and
+    42.0 are 42.
 
-    Anything else (a fraction, "1e30", "inf", "nan", a negative number, text) is one line naming the range.
+    Anything else (a fraction, "1e30", "inf", "nan", a negative number, other text) is one line naming the range.
     """
     from chatbot.sampling import FIELD, SEED_MAX
 
