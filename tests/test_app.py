@@ -406,7 +406,7 @@ def test_ab_turn_vote_and_leaderboard(app, fake, fake_stream):
     assert vote.settings_a_id == ranking_identity(pair.settings_a) and '"seed":11' in vote.settings_a_json
     assert (vote.reply_a, vote.reply_b) == (pair.reply_a, pair.reply_b)
     assert vote.conversation == [{"role": "user", "content": "what do you do for fun?"}]
-    assert vote.fingerprint == pair.fingerprint and vote.fingerprint.startswith(vote.model + "@")
+    assert vote.fingerprint == pair.fingerprint.key and vote.fingerprint.startswith(vote.model + "@")
     assert (vote.provenance_a, vote.provenance_b, vote.identical) == ("own", "own", False)
     assert (vote.len_a, vote.len_b) == (4, 4)
     # the winner continues the conversation; labels now say which setting was which, with the diff
@@ -495,7 +495,7 @@ def test_votes_export_and_clear(app):
     assert not csv_file["value"].startswith(str(app.config.data_dir)) and csv_file["value"] != jsonl_file["value"]
     with open(csv_file["value"], encoding="utf-8", newline="") as f:
         [row] = list(csv.DictReader(f))
-    assert row["winner"] == "both-bad" and row["fingerprint"] == session.pair.fingerprint
+    assert row["winner"] == "both-bad" and row["fingerprint"] == session.pair.fingerprint.key
     with pytest.warns(UserWarning, match="Tick"):
         out = app.votes.clear_votes(session, "loaded model", False, False)
     assert out[0] == gr.skip() and app.votes.store.count() == 1  # the table is kept, never replaced by Error
@@ -536,7 +536,7 @@ def test_leaderboard_is_scoped_by_model_with_all_models_on_request(app, tiny_cha
     rows, summary, selector, _ = app.votes.leaderboard_view(other, "all models", True)  # flagged ones counted
     assert len(rows) == 2 and "1 of 1 votes rated" in summary
     keys = [value for _, value in selector["choices"]]
-    assert session.pair.fingerprint in keys and len(app.votes.leaderboard_view(session, "loaded model", True)[0]) == 2
+    assert session.pair.fingerprint.key in keys and len(app.votes.leaderboard_view(session, "loaded model", True)[0]) == 2
 
 
 # -- the sampling panel ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from chatbot.app.leaderboard_panel import LeaderboardWidgets, VotesPanel, finger
 from chatbot.app.models import ModelRegistry, side_box_update
 from chatbot.app.render import clean_message, fold_stream, messages, render_stream
 from chatbot.app.sessions import PERSONA_BOX, ABPair, AppConfig, Session, stream_ab
+from chatbot.arena.fingerprint import ModelFingerprint
 from chatbot.arena.kinds import KINDS_BY_CHOICE, VOTE_KINDS, stored_winner
 from chatbot.arena.leaderboard import settings_diff
 from chatbot.arena.provenance import OWN, PROVENANCE_NOTES, reply_provenance
@@ -48,7 +49,7 @@ class ArenaPair(ABPair):
 
     provenance_a: str = OWN
     provenance_b: str = OWN
-    fingerprint: str = ""
+    fingerprint: ModelFingerprint = ModelFingerprint("", "")
     labels: tuple[str, str] = ("", "")  # the settings' names (setting_label), A's then B's
     ranked: tuple[str, str] = ("", "")  # the settings' ranking identities, what the vote is stored under
 
@@ -219,7 +220,7 @@ class ABTab:
             persona=persona or "",
             provenance_a=reply_provenance(replies["A"], settings_a),
             provenance_b=reply_provenance(replies["B"], settings_b),
-            fingerprint=fingerprint_of(bot).key,
+            fingerprint=fingerprint_of(bot),
         )
         prompt = "Vote, or pick the reply that continues the conversation."
         if not blind and session.pair.ranked[0] == session.pair.ranked[1]:
@@ -265,9 +266,9 @@ class ABTab:
             blind=pair.blind,
             swapped=pair.swapped,
             persona=pair.persona,
-            model=pair.fingerprint.rpartition("@")[0],
+            model=pair.fingerprint.source,
             seed=pair.seed,
-            fingerprint=pair.fingerprint,
+            fingerprint=pair.fingerprint.key,
             provenance_a=pair.provenance_a,
             provenance_b=pair.provenance_b,
         )

@@ -91,8 +91,10 @@ class VotesPanel:
         """The model selector's choices: the loaded model, all models, then every model with votes."""
         choices = [(LOADED, LOADED), (ALL, ALL)]
         for model in self.live.models():
-            source, _, digest = model.fingerprint.rpartition("@")
-            label = f"{source or 'unknown model'} · {digest[:8] or 'before fingerprints'} ({model.votes} votes)"
+            stored = ModelFingerprint.from_key(model.fingerprint)
+            label = (
+                f"{stored.source or 'unknown model'} · {stored.digest[:8] or 'before fingerprints'} ({model.votes} votes)"
+            )
             choices.append((label, model.fingerprint))
         return gr.update(choices=choices, value=selected or LOADED)
 

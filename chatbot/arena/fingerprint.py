@@ -37,6 +37,12 @@ class ModelFingerprint:
         """The one string stored per vote and used to scope the leaderboard."""
         return f"{self.source}@{self.digest}"
 
+    @classmethod
+    def from_key(cls, key: str) -> ModelFingerprint:
+        """The fingerprint a stored key names (a vote from before fingerprints has an empty digest)."""
+        source, _, digest = key.rpartition("@")
+        return cls(source, digest)
+
     @property
     def label(self) -> str:
         return f"{self.source} · {self.digest[:8]}"
