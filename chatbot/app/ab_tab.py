@@ -5,7 +5,6 @@ handlers, :func:`ab_tab` the layout."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -24,7 +23,6 @@ from chatbot.app.leaderboard_panel import LeaderboardWidgets, VotesPanel, finger
 from chatbot.app.models import ModelRegistry, side_box_update
 from chatbot.app.render import clean_message, fold_stream, messages, render_stream
 from chatbot.app.sessions import PERSONA_BOX, ABPair, AppConfig, Session, stream_ab
-from chatbot.arena.fingerprint import ModelFingerprint
 from chatbot.arena.kinds import KINDS_BY_CHOICE, VOTE_KINDS, stored_winner
 from chatbot.arena.leaderboard import settings_diff
 from chatbot.arena.provenance import OWN, PROVENANCE_NOTES, reply_provenance
@@ -38,38 +36,12 @@ HIDDEN_SETTINGS = "Settings (hidden until you vote)"
 PENDING = "Generating both replies…"  # blind mode shows both replies together, so neither side shows progress
 
 
-@dataclass
-class ArenaPair(ABPair):
-    """An A/B pair with how each reply was made and the model that made both (stored with the vote).
-
-    Each setting's name and ranking identity are taken once, when the pair is made
-    (:meth:`ABTab.make_pair`): naming a setting compares it with every preset, too slow to repeat on
-    every vote and every view.
-    """
-
-    provenance_a: str = OWN
-    provenance_b: str = OWN
-    fingerprint: ModelFingerprint = ModelFingerprint("", "")
-    labels: tuple[str, str] = ("", "")  # the settings' names (setting_label), A's then B's
-    ranked: tuple[str, str] = ("", "")  # the settings' ranking identities, what the vote is stored under
-
-    def provenance_of(self, panel: str) -> str:
-        return self.provenance_a if panel == "A" else self.provenance_b
-
-    def label_of(self, panel: str) -> str:
-        return self.labels[panel == "B"]
-
-    @property
-    def hidden(self) -> bool:
-        return not self.revealed
-
-
 def _shown(value) -> str:
     # a field missing from a setting's identity is one its strategy does not use (greedy has no temperature)
     return "unused" if value is None else str(value)
 
 
-def reveal_notes(pair: ArenaPair) -> str:
+def reveal_notes(pair: ABPair) -> str:
     """After the vote: each side's panel and setting, how its reply was made, and the settings that differ."""
     lines = []
     for screen in ("left", "right"):
@@ -94,7 +66,7 @@ class ABTab:
         self.registry = registry
         self.votes = votes
 
-    def _labels(self, pair: ArenaPair | None) -> tuple[str, str]:
+    def _labels(self, pair: ABPair | None) -> tuple[str, str]:
         if pair is None or pair.hidden:
             return "Left reply", "Right reply"
         labels = []
@@ -227,9 +199,9 @@ class ABTab:
             prompt += " A and B are the same setting: a vote here does not move the leaderboard."
         yield gr.skip(), *self.view(session, prompt)  # blind: both replies appear in this one update
 
-    def make_pair(self, **fields) -> ArenaPair:
-        """An :class:`ArenaPair` of ``fields``, with its settings' names and ranking identities."""
-        pair = ArenaPair(**fields)
+    def make_pair(self, **fields) -> ABPair:
+        """An :class:`ABPair` of ``fields``, with its settings' names and ranking identities."""
+        pair = ABPair(**fields)
         pair.labels = (
             setting_label(pair.settings_a, self.config.presets),
             setting_label(pair.settings_b, self.config.presets),

@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from chatbot import conversation as cm
+from chatbot.arena.fingerprint import ModelFingerprint
+from chatbot.arena.provenance import OWN
 from chatbot.backends.options import BackendOptions
 from chatbot.format import is_user_turn
 from chatbot.sampling import PRESETS, SamplingSettings
@@ -59,7 +61,13 @@ class AppConfig:
 
 @dataclass
 class ABPair:
-    """The two replies to the latest A/B message, their settings, and what the user did with them."""
+    """The two replies to the latest A/B message, their settings, how each was made, the model that made
+    both (all stored with the vote), and what the user did with them.
+
+    Each setting's name and ranking identity are taken once, when the pair is made
+    (:meth:`chatbot.app.ab_tab.ABTab.make_pair`): naming a setting compares it with every preset, too slow to
+    repeat on every vote and every view.
+    """
 
     reply_a: str
     reply_b: str
@@ -71,6 +79,21 @@ class ABPair:
     persona: str
     voted: str | None = None  # the stored winner, once voted
     continued: str | None = None  # the panel whose reply joined the shared history
+    provenance_a: str = OWN
+    provenance_b: str = OWN
+    fingerprint: ModelFingerprint = ModelFingerprint("", "")
+    labels: tuple[str, str] = ("", "")  # the settings' names (setting_label), A's then B's
+    ranked: tuple[str, str] = ("", "")  # the settings' ranking identities, what the vote is stored under
+
+    def provenance_of(self, panel: str) -> str:
+        return self.provenance_a if panel == "A" else self.provenance_b
+
+    def label_of(self, panel: str) -> str:
+        return self.labels[panel == "B"]
+
+    @property
+    def hidden(self) -> bool:
+        return not self.revealed
 
     @property
     def open(self) -> bool:
