@@ -101,7 +101,7 @@ def is_generic(reply: str, frequent: set[str], config: FailureConfig) -> bool:
     return short and any(f" {p} " in padded for p in GENERIC_PHRASES if " " in p)
 
 
-def is_repetition(reply: str, context: Sequence[str], config: FailureConfig) -> bool:
+def is_repetition(reply: str, context: Sequence[str]) -> bool:
     return (
         check_in_reply(reply, IN_REPLY) is not None
         or repeats_self(reply, context)
@@ -125,7 +125,7 @@ def failure_labels(
     checks = {
         "too-short": words < config.min_words,
         "too-long": words > config.max_words,
-        "repetition": is_repetition(reply, context, config),
+        "repetition": is_repetition(reply, context),
         "off-topic": coherence is not None and coherence < off_topic_threshold,
         "generic": is_generic(reply, frequent, config),
         "profanity": profanity,

@@ -142,8 +142,7 @@ def _profanity_check():
 
 def shown_is_profane(text: str) -> bool:
     """The shown text itself is profane: the chatbot's filter was off (or absent, for the human replies)."""
-    check = _profanity_check()
-    return bool(check and check(text))
+    return _profanity_check()(text)
 
 
 def _mean(values) -> MetricData:
