@@ -79,6 +79,12 @@ def parse_line(line: str, where: str) -> DialogueLine:
     if not isinstance(record, dict) or "turns" not in record:
         raise DataError(f'{where}: expected an object with "turns" (and optional "persona")')
     turns, persona = record["turns"], record.get("persona") or []
+    check_types(turns, persona, where)
+    return DialogueLine(persona=persona, turns=turns, where=where)
+
+
+def check_types(turns, persona, where: str) -> None:
+    """Turns and persona are lists of strings, or DataError naming ``where`` and the first problem."""
     if not isinstance(turns, list):
         raise DataError(f"{where}: 'turns' must be a list of strings, got {type(turns).__name__}")
     for i, turn in enumerate(turns):
@@ -86,7 +92,6 @@ def parse_line(line: str, where: str) -> DialogueLine:
             raise DataError(f"{where}: utterance {i + 1} is {type(turn).__name__}, expected text")
     if not isinstance(persona, list) or not all(isinstance(p, str) for p in persona):
         raise DataError(f"{where}: 'persona' must be a list of strings")
-    return DialogueLine(persona=persona, turns=turns, where=where)
 
 
 def iter_jsonl(path: str | os.PathLike, on_error: Callable[[DataError], None] | None = None) -> Iterator[DialogueLine]:

@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chatbot.dialogues import iter_jsonl, read_text, split_lines
+from chatbot.dialogues import check_types, iter_jsonl, read_text, split_lines
 from chatbot.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -69,19 +69,13 @@ def hash_split(dialogue: Dialogue) -> str:
 
 def check_dialogue(turns, persona, where: str) -> Dialogue:
     """Validate raw fields and build a Dialogue, or raise DataError naming ``where`` and the problem."""
-    if not isinstance(turns, list):
-        raise DataError(f"{where}: 'turns' must be a list of strings, got {type(turns).__name__}")
+    persona = [] if persona is None else persona
+    check_types(turns, persona, where)  # the types, as the JSONL reader checks them
     if len(turns) < 2:
         raise DataError(f"{where}: a dialogue needs at least 2 utterances, got {len(turns)}")
     for i, turn in enumerate(turns):
-        if turn is None or not isinstance(turn, str):
-            raise DataError(f"{where}: utterance {i + 1} is {type(turn).__name__}, expected text")
         if not turn.strip():
             raise DataError(f"{where}: utterance {i + 1} is empty")
-    if persona is None:
-        persona = []
-    if not isinstance(persona, list) or not all(isinstance(p, str) for p in persona):
-        raise DataError(f"{where}: 'persona' must be a list of strings")
     return Dialogue(turns=[t.strip() for t in turns], persona=[p.strip() for p in persona if p.strip()])
 
 
