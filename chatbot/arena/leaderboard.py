@@ -246,8 +246,10 @@ def leaderboard(
     include_flagged: bool = False,
 ) -> list[Standing]:
     """One row per setting compared so far, best rating first, intervals included (computed here)."""
-    board = build_board(comparisons, names, presets_json, include_flagged)
-    return with_intervals(board, *board_intervals(as_tallies(comparisons), include_flagged, rounds, seed)).standings
+    counts = ScopeCounts.of(as_tallies(comparisons))  # counted once, for the points and the intervals
+    board = board_from_counts(counts, names, presets_json, bool(include_flagged))
+    intervals = cell_intervals(counts.rated[bool(include_flagged)].cells, rounds, seed)
+    return with_intervals(board, *intervals).standings
 
 
 class IntervalCache:
