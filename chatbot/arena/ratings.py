@@ -212,13 +212,6 @@ class CellTable:
         """Rows the point fit reads: one per pair and length covariate."""
         return len(self._n)
 
-    @classmethod
-    def of(cls, cells: Iterable[tuple[FitCell, int]]) -> CellTable:
-        table = cls()
-        for cell, n in cells:
-            table.add(cell, n)
-        return table
-
     def design(self, index: Mapping[str, int], length: bool) -> _Design:
         """The point fit's inputs, parameters numbered by ``index`` (which holds every player)."""
         order = np.array([index[name] for name in self.players], dtype=np.intp)  # this table's ids -> index
