@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chatbot.rerankers import RERANKERS, CandidateScorer, RerankConfig, best_first, combine
+from chatbot.rerankers import RERANKERS, RerankConfig, best_first, combine
 
 # extra rows: ranking rules that differ from the defaults only in a parameter (no extra scoring cost)
 VARIANTS: dict[str, RerankConfig] = {
@@ -142,12 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         "contexts fell back"
     )
 
-    embedder = shared_minilm()  # loaded before any timing: a chat loads it once per process
+    scorer = bot.scorer  # the reply path's own scorer: its MMI prompt, and MiniLM shared with the metrics
+    embedder = scorer.embedder() or shared_minilm()  # loaded before any timing: a chat loads it once per process
     judge = CachedEmbedder(embedder)  # for the metrics only: the rerankers' timings embed for real
-    no_context = [bot.ids.bot] if bot.ids is not None else [bot.tokenizer.eos_token_id]
-    scorer = CandidateScorer(bot.model, no_context_prompt=no_context, pad_id=bot.pad_id, embedder=lambda: embedder)
     last_user = [c[-1] for c in pool.contexts]
-    rows: dict[str, tuple[dict, float]] = {}
+    rows: dict[str, tuple[dict, float, list]] = {}
     components = None
     for name in RERANKERS:
         config = RerankConfig(name)
@@ -162,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         scores = [
             [combine({k: s[k] for k in ("logprob", "no_context", "coherence")}, config) for s in g] for g in components
         ]
-        rows[label] = (metrics(pool, choose(pool, scores), judge), float("nan"), choose(pool, scores))
+        replies = choose(pool, scores)
+        rows[label] = (metrics(pool, replies, judge), float("nan"), replies)
 
     print(f"\n{'reranker':<18} {'F1':>6} {'Dist-2':>7} {'coherence':>9} {'off-topic':>9} {'ms/reply':>9}")
     for name, (m, ms, _) in rows.items():
