@@ -15,8 +15,6 @@ from pathlib import Path
 
 from chatbot.errors import DataError
 
-LAYOUT = '{"persona": [...], "turns": [...]}'
-
 
 @dataclass(frozen=True)
 class DialogueLine:

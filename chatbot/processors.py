@@ -124,7 +124,6 @@ NEUTRAL_GENERATE_KWARGS: dict[str, Any] = {
 
 # A key missing from a spec takes the sampling field's default, declared once in chatbot.sampling
 # (text-generation-webui's breakers '"\n", ":", "\"", "*"'; a keyword strength of 8 logits, e^8 ~ 3,000x the odds).
-DEFAULT_DRY_SEQUENCE_BREAKERS: tuple[str, ...] = FIELD["dry_sequence_breakers"].default
 DEFAULT_KEYWORD_STRENGTH: float = FIELD["keyword_strength"].default
 
 

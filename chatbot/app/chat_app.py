@@ -17,7 +17,6 @@ from functools import partial
 from chatbot import conversation as cm
 from chatbot.app.ab_tab import ABTab
 from chatbot.app.chat_tab import ChatTab
-from chatbot.app.controls import preset_controls
 from chatbot.app.leaderboard_panel import VotesPanel, fingerprint_of
 from chatbot.app.models import ModelBox, ModelRegistry, load_bot
 from chatbot.app.sessions import AppConfig, Session
@@ -57,7 +56,3 @@ class ChatApp:
     def stop(self, session: Session) -> None:
         """Stop this tab's generation within one token (either tab); the words shown so far stay."""
         session.cancel.set()
-
-    def preset_controls(self, preset: str) -> list:
-        """A sampling panel's control values when its preset dropdown changes."""
-        return preset_controls(self.presets, preset)

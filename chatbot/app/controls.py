@@ -64,11 +64,6 @@ def panel_values(settings: SamplingSettings) -> dict[str, Any]:
     return {spec.name: control_value(spec, getattr(settings, spec.name)) for spec in FIELDS}
 
 
-def preset_controls(presets: Mapping[str, SamplingSettings], preset: str) -> dict[str, Any]:
-    """What a panel's controls show when ``preset`` is picked, by field name."""
-    return panel_values(presets[preset])
-
-
 def open_groups(settings: SamplingSettings) -> set[str]:
     """The groups a panel opens for ``settings``: those holding a field that is part of its identity
     (the samplers the setting uses); the others start closed, so 40 controls fit on one screen."""
