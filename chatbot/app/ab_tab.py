@@ -23,7 +23,7 @@ from chatbot.app.leaderboard_panel import LeaderboardWidgets, VotesPanel, finger
 from chatbot.app.models import ModelRegistry, side_box_update
 from chatbot.app.render import clean_message, fold_stream, messages, render_stream
 from chatbot.app.sessions import PERSONA_BOX, ABPair, AppConfig, Session, stream_ab
-from chatbot.arena.kinds import KINDS_BY_CHOICE, VOTE_KINDS, stored_winner
+from chatbot.arena.kinds import VOTE_KINDS, stored_winner
 from chatbot.arena.leaderboard import settings_diff
 from chatbot.arena.provenance import OWN, PROVENANCE_NOTES, reply_provenance
 from chatbot.arena.votes import Vote
@@ -223,9 +223,7 @@ class ABTab:
             )
             gr.Warning(message)
             return *self.view(session, message), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        if choice not in KINDS_BY_CHOICE:
-            raise ValueError(f"unknown vote {choice!r}; expected one of {', '.join(KINDS_BY_CHOICE)}")
-        winner = stored_winner(choice, pair.swapped)
+        winner = stored_winner(choice, pair.swapped)  # ValueError for an unknown choice
         vote = Vote(
             winner=winner,
             settings_a_id=pair.ranked[0],
