@@ -156,7 +156,7 @@ def retry_settings(settings: SamplingSettings, multiplier: int) -> SamplingSetti
         # identity's fields: keywords, avoid_words, penalties, lengths); greedy has no reranker of its own
         kept = {k: v for k, v in settings.relevant_fields().items() if k not in _RETRY_OWN}
         return PRESETS[DEFAULT_PRESET].replace(**kept, num_candidates=n, seed=seed)
-    if settings.num_candidates < 2:  # a reranker one candidate did not use (no part of its identity) ranks no retry
+    if not settings.is_active(FIELD["reranker"]):  # a reranker one candidate did not use ranks no retry either
         settings = settings.replace(reranker=FIELD["reranker"].neutral)
     if settings.strategy == "beam":
         return settings.replace(num_candidates=n, num_beams=max(settings.num_beams, n), seed=seed)
