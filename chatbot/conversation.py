@@ -322,7 +322,7 @@ class Chatbot:
         prompts: dict[int, Prompt] = {}
         for i, (history, persona) in enumerate(zip(contexts, personas, strict=True)):
             replies[i].user_profanity = reply_filter.user_has_profanity(history[-1]) if history else False
-            if reply_filter.refuses(history):
+            if reply_filter.refuses(history, replies[i].user_profanity):
                 replies[i].attempts = 0  # answered by the fallback below, no generation
                 continue
             prompts[i] = self.build_prompt(history, persona, settings, filters, examples)

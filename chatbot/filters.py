@@ -309,10 +309,12 @@ class ReplyFilter:
         s = self.settings
         self.profanity = profanity_index(s.profanity_whitelist, s.profanity_extra_words)
 
-    def refuses(self, history: Sequence[str]) -> bool:
+    def refuses(self, history: Sequence[str], profane: bool | None = None) -> bool:
         """Whether the reply to ``history`` is the refusal, without generating: the user's last message is
-        profane and ``user_profanity`` is refuse."""
-        return bool(history) and self.settings.user_profanity == "refuse" and self.user_has_profanity(history[-1])
+        profane and ``user_profanity`` is refuse. ``profane``: that message's verdict, when already checked."""
+        if not history or self.settings.user_profanity != "refuse":
+            return False
+        return self.user_has_profanity(history[-1]) if profane is None else profane
 
     def check_partial(self, text: str, checked: int = 0) -> str | None:
         """Checks that the start of a reply still being streamed can fail: length, profanity, in-reply checks.
