@@ -91,10 +91,7 @@ class VotesPanel:
         """The model selector's choices: the loaded model, all models, then every model with votes."""
         choices = [(LOADED, LOADED), (ALL, ALL)]
         for model in self.live.models():
-            stored = ModelFingerprint.from_key(model.fingerprint)
-            label = (
-                f"{stored.source or 'unknown model'} · {stored.digest[:8] or 'before fingerprints'} ({model.votes} votes)"
-            )
+            label = f"{ModelFingerprint.from_key(model.fingerprint).label} ({model.votes} votes)"
             choices.append((label, model.fingerprint))
         return gr.update(choices=choices, value=selected or LOADED)
 

@@ -45,7 +45,7 @@ class ModelFingerprint:
 
     @property
     def label(self) -> str:
-        return f"{self.source} · {self.digest[:8]}"
+        return f"{self.source or 'unknown model'} · {self.digest[:8] or 'before fingerprints'}"
 
 
 def _digest(parts: dict) -> str:
